@@ -1,0 +1,1 @@
+"""One module per CLI verb (see `unmask.cli`). Top-level imports: standard library only."""

@@ -1,0 +1,1 @@
+"""Inputs -> frames -> face crops -> manifest (`unmask prepare`)."""

@@ -1,0 +1,1 @@
+"""Metrics (pure functions), reports, perturbations and cross-validation (`unmask eval`)."""

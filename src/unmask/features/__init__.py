@@ -1,0 +1,1 @@
+"""Frequency features: DCT and azimuthal power spectra (pure NumPy/SciPy)."""

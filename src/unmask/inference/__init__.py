@@ -1,0 +1,1 @@
+"""Loading saved models and scoring faces (`unmask detect`, `explain`, `index`, `similar`)."""

@@ -1,0 +1,1 @@
+"""Synthesised training fakes from real faces (`unmask synth`)."""

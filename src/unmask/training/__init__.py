@@ -1,0 +1,1 @@
+"""Training: classical pipelines and one Lightning engine for every CNN (`unmask train`)."""
