@@ -16,6 +16,14 @@ from unmask import __version__
 # verb -> module under unmask.commands. Order is the order shown in --help (the pipeline's).
 COMMANDS: dict[str, str] = {
     "prepare": "prepare",
+    "train": "train",
+    "summary": "summary",
+    "detect": "detect",
+    "explain": "explain",
+    "index": "index",
+    "similar": "similar",
+    "info": "info",
+    "models": "info",
 }
 
 

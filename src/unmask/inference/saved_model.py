@@ -66,3 +66,10 @@ def read_model_json(model_dir: str | Path) -> dict[str, Any]:
     if meta.get("format") != MODEL_FORMAT:
         raise UnmaskError(f"{path}: unsupported model format {meta.get('format')!r}")
     return meta
+
+
+def default_model_dir() -> Path:
+    """The small model that ships inside the package (see its model card)."""
+    from importlib.resources import files
+
+    return Path(str(files("unmask") / "assets" / "default_model"))

@@ -1,0 +1,112 @@
+"""Class activation maps for any detector exposing `gradcam_layers()`.
+
+Written here rather than taken from pytorch-grad-cam so that it needs no extra dependency
+(that package pulls in a second OpenCV distribution, which breaks mediapipe's). Methods:
+
+- Grad-CAM (Selvaraju et al. 2017): channel weights = spatial mean of d(score)/d(activation).
+- Grad-CAM++ (Chattopadhay et al. 2018): weights from second/third-order gradient terms,
+  sharper when several regions support the class.
+- Score-CAM (Wang et al. 2020): gradient-free; each channel's upsampled, normalised map masks
+  the input and the class score of the masked input is the weight.
+
+Maps are returned at input resolution, min-max normalised to [0, 1] per image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+METHODS = ("gradcam", "gradcam++", "scorecam")
+
+
+def _normalise(cam):
+
+    flat = cam.flatten(1)
+    lo = flat.min(1, keepdim=True).values
+    hi = flat.max(1, keepdim=True).values
+    return ((flat - lo) / (hi - lo).clamp_min(1e-8)).view_as(cam)
+
+
+def class_activation_map(
+    model,
+    x,
+    target: int,
+    method: str = "gradcam",
+    layer=None,
+    forward: Callable | None = None,
+    scorecam_batch: int = 32,
+):
+    """(N, H, W) maps in [0, 1] for class `target` on inputs `x` (N, C, H, W).
+
+    `forward(x) -> logits` defaults to `model(x)`; pass a closure for detectors that take
+    extra inputs (e.g. landmarks).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if method not in METHODS:
+        raise ValueError(f"unknown CAM method {method!r}; valid: {', '.join(METHODS)}")
+    layer = layer if layer is not None else model.gradcam_layers()[-1]
+    fwd = forward or model
+    store: dict[str, torch.Tensor] = {}
+
+    def fwd_hook(_m, _inp, out):
+        store["act"] = out
+        if out.requires_grad:
+            out.register_hook(lambda g: store.__setitem__("grad", g))
+
+    handle = layer.register_forward_hook(fwd_hook)
+    was_training = model.training
+    model.eval()
+    try:
+        x = x.detach().clone().requires_grad_(method != "scorecam")
+        with torch.set_grad_enabled(method != "scorecam"):
+            logits = fwd(x)
+        act = store["act"].detach()
+        if method == "scorecam":
+            weights = _scorecam_weights(fwd, x.detach(), act, target, scorecam_batch)
+        else:
+            model.zero_grad(set_to_none=True)
+            logits[:, target].sum().backward()
+            grad = store["grad"].detach()
+            if method == "gradcam":
+                weights = grad.mean(dim=(2, 3))
+            else:  # gradcam++
+                g2, g3 = grad.pow(2), grad.pow(3)
+                denom = 2 * g2 + (act * g3).sum(dim=(2, 3), keepdim=True)
+                alpha = g2 / torch.where(denom != 0, denom, torch.ones_like(denom))
+                weights = (alpha * F.relu(grad)).sum(dim=(2, 3))
+        cam = F.relu((weights[:, :, None, None] * act).sum(1, keepdim=True))
+        cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return _normalise(cam[:, 0]).cpu()
+    finally:
+        handle.remove()
+        model.train(was_training)
+
+
+def _scorecam_weights(fwd, x, act, target: int, batch: int):
+    import torch
+    import torch.nn.functional as F
+
+    n, k = act.shape[:2]
+    maps = F.interpolate(act, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    maps = _normalise(maps.flatten(0, 1)).view(n, k, *x.shape[-2:])
+    weights = torch.zeros(n, k)
+    with torch.no_grad():
+        for i in range(n):
+            for s in range(0, k, batch):
+                m = maps[i, s:s + batch, None]  # (b, 1, H, W)
+                scores = torch.softmax(fwd(x[i:i + 1] * m), dim=1)[:, target]
+                weights[i, s:s + batch] = scores.cpu()
+    return weights.to(act.device)
+
+
+def overlay(image, cam, alpha: float = 0.45):
+    """Blend a [0, 1] map (any size) over an RGB uint8 image with the jet colour map."""
+    import cv2
+    import numpy as np
+
+    h, w = image.shape[:2]
+    cam = cv2.resize(np.asarray(cam, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    heat = cv2.applyColorMap(np.uint8(255 * np.clip(cam, 0, 1)), cv2.COLORMAP_JET)[:, :, ::-1]
+    return np.uint8((1 - alpha) * image + alpha * heat)

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from unmask.inference.gradcam import METHODS, class_activation_map, overlay
+
+
+class TinyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x)).mean((2, 3)))
+
+    def gradcam_layers(self):
+        return [self.conv]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_cam_shape_range_and_not_constant(method):
+    torch.manual_seed(0)
+    model = TinyNet()
+    x = torch.zeros(2, 3, 24, 20)
+    x[:, :, 4:10, 4:10] = 1.0  # a bright patch the conv responds to
+    cam = class_activation_map(model, x, target=1, method=method)
+    assert cam.shape == (2, 24, 20)
+    assert float(cam.min()) >= 0.0 and float(cam.max()) <= 1.0
+    assert float(cam.std()) > 0.01
+    # the map is highest inside or on the edge of the patch, not in the flat background
+    peak = np.unravel_index(int(cam[0].argmax()), cam[0].shape)
+    assert 2 <= peak[0] <= 12 and 2 <= peak[1] <= 12
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match="valid"):
+        class_activation_map(TinyNet(), torch.zeros(1, 3, 8, 8), 0, method="nope")
+
+
+def test_overlay_keeps_image_size():
+    img = np.full((40, 30, 3), 128, np.uint8)
+    out = overlay(img, np.random.default_rng(0).random((7, 7)))
+    assert out.shape == img.shape and out.dtype == np.uint8

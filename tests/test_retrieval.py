@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+faiss = pytest.importorskip("faiss", reason="retrieval needs the [index] extra (faiss-cpu)")
+
+from unmask.inference.retrieval import build_index, knn_vote, load_index, save_index  # noqa: E402
+
+
+def test_index_query_returns_itself_first(tmp_path, rng):
+    emb = rng.normal(size=(50, 16)).astype(np.float32)
+    items = [{"path": f"{i}.png", "label": "real" if i % 2 else "gan", "source": f"s{i % 3}",
+              "split": "train"} for i in range(50)]
+    save_index(tmp_path / "idx", build_index(emb), items, {"model": "m", "dims": 16})
+    idx = load_index(tmp_path / "idx")
+    sims, ids = idx.search(emb[[7, 21]], k=5)
+    assert ids[:, 0].tolist() == [7, 21]
+    assert np.allclose(sims[:, 0], 1.0, atol=1e-5)
+    assert (np.diff(sims, axis=1) <= 1e-6).all()  # sorted by similarity
+
+
+def test_ivf_index_finds_itself(rng):
+    emb = rng.normal(size=(800, 8)).astype(np.float32)
+    index = build_index(emb, ivf_lists=8)
+    from unmask.inference.retrieval import l2_normalise
+
+    index.nprobe = 8
+    _, ids = index.search(l2_normalise(emb[:20]), 1)
+    assert (ids[:, 0] == np.arange(20)).mean() >= 0.95
+
+
+def test_knn_vote_majority_and_tie_break():
+    items = [{"label": "a"}, {"label": "b"}, {"label": "b"}, {"label": "a"}]
+    assert knn_vote(np.array([[1, 2, 0], [0, 1, -1]]), items, "label") == ["b", "a"]
+
+
+def test_load_index_rejects_non_index(tmp_path):
+    from unmask.errors import UnmaskError
+
+    with pytest.raises(UnmaskError, match="not an unmask index"):
+        load_index(tmp_path)
