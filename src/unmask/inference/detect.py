@@ -120,7 +120,7 @@ def _extract(path: Path, every: int, frames: int) -> dict[str, Any]:
         else:
             from unmask.data.video import iter_frames, video_info
 
-            out["video_info"] = video_info(path)
+            out["video_info"] = asdict(video_info(path))
             images = iter_frames(path, every=every, frames=frames)
         n_frames = 0
         for frame_idx, img in images:

@@ -1,0 +1,164 @@
+"""`unmask serve`: the HTTP API and web page."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "serve the model over HTTP: JSON API and a web page (drop an image, see the faces)"
+DESCRIPTION = """\
+Serve a saved model (default: the model that ships with unmask) over HTTP:
+
+  GET  /             web page: drop an image, see face boxes (red fake / green real),
+                     scores, and a Grad-CAM heatmap when you click a face
+  POST /v1/detect    multipart field "file" (image or short video) -> JSON
+  POST /v1/explain   multipart field "file", ?face=N -> PNG (Grad-CAM or spectrum)
+  GET  /v1/models    GET /healthz    GET /docs (API reference, served offline)
+
+Binds 127.0.0.1 by default. There is no authentication: put it behind a reverse proxy
+before exposing it with --host 0.0.0.0.
+
+examples:
+  unmask serve
+  unmask serve --model runs/effnet/model --port 8080 --workers 2
+  curl -F file=@photo.jpg http://127.0.0.1:8000/v1/detect
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model", "-m", default=None, help="saved model folder (default: the shipped model)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes, each with its own copy of the model (default 1)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="decode/face-detection threads per process (default 1)",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=20.0,
+        help="largest upload accepted, MiB (default 20)",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=float,
+        default=40e6,
+        help="largest image accepted, pixels (default 40e6)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds before a request is answered 504 (default 30)",
+    )
+    p.add_argument(
+        "--max-queue",
+        type=int,
+        default=64,
+        help="requests queued per process before new ones get 503 (default 64)",
+    )
+    p.add_argument(
+        "--video-frames", type=int, default=8, help="frames sampled per uploaded video (default 8)"
+    )
+    p.add_argument(
+        "--max-video-frames",
+        type=int,
+        default=9000,
+        help="longest video accepted, frames from its header (default 9000)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="override the model's calibrated P(fake) threshold",
+    )
+    p.add_argument("--device", default="cpu", help="cpu or cuda (CNN models)")
+    p.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    from unmask.errors import UnmaskError
+
+    if not 1 <= args.port <= 65535:
+        raise UnmaskError(f"--port must be in 1..65535, got {args.port}")
+    if args.workers < 1 or args.threads < 1 or args.max_queue < 1 or args.video_frames < 1:
+        raise UnmaskError("--workers, --threads, --max-queue and --video-frames must be >= 1")
+    if args.max_upload_mb <= 0 or args.max_pixels < 1 or args.timeout <= 0:
+        raise UnmaskError("--max-upload-mb, --max-pixels and --timeout must be positive")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise UnmaskError("--threshold must be within [0, 1]")
+    try:
+        import uvicorn
+    except ImportError:
+        raise UnmaskError("serving needs the 'serve' extra: pip install 'unmask[serve]'") from None
+    from unmask.inference.saved_model import default_model_dir, read_model_json
+
+    model_dir = Path(args.model) if args.model else default_model_dir()
+    read_model_json(model_dir)  # a missing/invalid model fails here, in one line
+    limits = {
+        "max_upload_bytes": int(args.max_upload_mb * 2**20),
+        "max_pixels": int(args.max_pixels),
+        "timeout_s": float(args.timeout),
+        "threads": args.threads,
+        "max_queue": args.max_queue,
+        "video_frames": args.video_frames,
+        "max_video_frames": args.max_video_frames,
+    }
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"unmask serve: warning: binding {args.host}: no authentication, anyone who "
+            "can reach this port can use the model",
+            file=sys.stderr,
+        )
+    common = dict(
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+    if args.workers == 1:
+        from unmask.inference.predictor import load_predictor
+        from unmask.serving.app import create_app
+
+        predictor = load_predictor(model_dir, device=args.device)
+        if args.threshold is not None:
+            predictor.threshold = args.threshold
+        app = create_app(predictor, model_dir=model_dir, **limits)
+        print(
+            f"unmask serve: model {model_dir.name} on http://{args.host}:{args.port}/",
+            file=sys.stderr,
+        )
+        uvicorn.run(app, **common)
+        return 0
+    # Several processes: each worker builds its own app (and loads the model once).
+    cfg = {
+        "model": str(model_dir.resolve()),
+        "device": args.device,
+        "threshold": args.threshold,
+        **limits,
+    }
+    os.environ["UNMASK_SERVE_CONFIG"] = json.dumps(cfg)
+    print(
+        f"unmask serve: {args.workers} workers, model {model_dir.name} on "
+        f"http://{args.host}:{args.port}/",
+        file=sys.stderr,
+    )
+    uvicorn.run("unmask.serving.app:app_from_env", factory=True, workers=args.workers, **common)
+    return 0

@@ -1,0 +1,137 @@
+"""`unmask detect` end to end with the model that ships in the package."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from unmask.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+ASTRONAUT = REPO / "examples" / "astronaut.jpg"
+
+FACE_KEYS = {"frame", "face_index", "box", "det_score", "p_fake", "probs", "verdict", "track"}
+FILE_KEYS = {"file", "kind", "status", "verdict", "score", "faces", "reason", "detail", "video"}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("detect_inputs")
+    face = np.asarray(Image.open(ASTRONAUT).convert("RGB"))
+    one = d / "one.jpg"
+    Image.fromarray(face).save(one, quality=95)
+    two = d / "two.png"  # two faces side by side (the second mirrored)
+    Image.fromarray(np.concatenate([face, face[:, ::-1]], axis=1)).save(two)
+    zero = d / "zero.png"  # smooth noise, no face
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((64, 64, 3)) * 255).astype(np.uint8)).resize((256, 256)).save(zero)
+    corrupt = d / "corrupt.jpg"
+    corrupt.write_bytes(one.read_bytes()[:300])  # truncated JPEG
+    video = d / "clip.mp4"
+    import cv2
+
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (256, 256))
+    small = cv2.resize(face[:, :, ::-1], (256, 256))
+    for i in range(12):
+        w.write(np.roll(small, 2 * i, axis=1))
+    w.release()
+    return {"one": one, "two": two, "zero": zero, "corrupt": corrupt, "video": video, "dir": d}
+
+
+def run_json(capsys, *args) -> tuple[int, dict]:
+    code = main(["detect", "--json", "-q", "--workers", "1", *map(str, args)])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_zero_one_two_faces(inputs, capsys):
+    code, doc = run_json(capsys, inputs["zero"], inputs["one"], inputs["two"])
+    assert code == 0
+    by_name = {Path(r["file"]).name: r for r in doc["results"]}
+    assert len(by_name["zero.png"]["faces"]) == 0
+    assert by_name["zero.png"]["verdict"] == "no_face"
+    assert len(by_name["one.jpg"]["faces"]) == 1
+    assert len(by_name["two.png"]["faces"]) == 2
+    for r in doc["results"]:
+        for f in r["faces"]:
+            assert 0.0 <= f["p_fake"] <= 1.0
+            assert f["verdict"] in ("real", "fake")
+            assert abs(sum(f["probs"].values()) - 1.0) < 1e-4
+    # the two faces of two.png are distinct boxes on the left and right halves
+    boxes = sorted(f["box"] for f in by_name["two.png"]["faces"])
+    assert boxes[0][2] <= 512 + 40 and boxes[1][0] >= 512 - 40
+
+
+def test_json_schema_is_stable(inputs, capsys):
+    _, doc = run_json(capsys, inputs["one"])
+    assert set(doc) == {"schema", "model", "results", "summary"}
+    assert doc["schema"] == 1
+    assert {"id", "detector", "version", "classes", "threshold", "path"} <= set(doc["model"])
+    assert set(doc["summary"]) == {"files", "ok", "errors", "fake"}
+    r = doc["results"][0]
+    assert set(r) == FILE_KEYS
+    assert set(r["faces"][0]) == FACE_KEYS
+
+
+def test_folder_with_corrupt_file_keeps_going(inputs, capsys):
+    code = main(["detect", "-q", "--workers", "1", "--csv", str(inputs["dir"] / "out.csv"),
+                 str(inputs["dir"])])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "corrupt.jpg" in err and "truncated" in err or "corrupt" in err
+    assert "unreadable" in out  # the table says so too
+    # every input is accounted for: 5 media files + the CSV being written is not scanned twice
+    import csv
+
+    rows = list(csv.DictReader(open(inputs["dir"] / "out.csv")))
+    files = {Path(r["file"]).name for r in rows}
+    assert {"zero.png", "one.jpg", "two.png", "corrupt.jpg", "clip.mp4"} <= files
+
+
+def test_video_tracks_and_verdict(inputs, capsys, tmp_path):
+    code, doc = run_json(capsys, inputs["video"], "--frames", "4", "--timeline", tmp_path)
+    assert code == 0
+    r = doc["results"][0]
+    assert r["kind"] == "video" and r["status"] == "ok"
+    assert len(r["faces"]) == 4
+    assert {f["track"] for f in r["faces"]} == {0}  # one face followed through the clip
+    tracks = r["video"]["tracks"]
+    assert len(tracks) == 1 and tracks[0]["frames"] == 4
+    assert abs(r["score"] - np.mean([f["p_fake"] for f in r["faces"]])) < 1e-5
+    assert "rule" in r["video"]
+    assert list(tmp_path.glob("*-timeline.png"))
+
+
+def test_annotate_and_missing_path(inputs, capsys, tmp_path):
+    code = main(["detect", "-q", "--workers", "1", "--annotate", str(tmp_path),
+                 str(inputs["one"]), str(tmp_path / "nope.jpg")])
+    _, err = capsys.readouterr()
+    assert code == 0
+    assert "nope.jpg: missing" in err
+    pngs = list(tmp_path.glob("*-annotated.png"))
+    assert len(pngs) == 1
+    assert Image.open(pngs[0]).size == Image.open(inputs["one"]).size
+
+
+def test_only_bad_inputs_exit_non_zero(tmp_path, capsys):
+    assert main(["detect", "-q", str(tmp_path / "missing.jpg")]) == 1
+    capsys.readouterr()
+
+
+def test_bad_model_folder_is_one_line(tmp_path, capsys):
+    assert main(["detect", "--model", str(tmp_path), str(ASTRONAUT)]) == 2
+    err = capsys.readouterr().err
+    assert "not an unmask model folder" in err and len(err.strip().splitlines()) == 1
+
+
+def test_explain_writes_heatmaps(inputs, tmp_path, capsys):
+    code = main(["detect", "-q", "--workers", "1", "--explain", str(tmp_path), str(inputs["one"])])
+    capsys.readouterr()
+    assert code == 0
+    pngs = list(tmp_path.glob("*.png"))
+    assert len(pngs) == 1
+    img = np.asarray(Image.open(pngs[0]))
+    assert img.std() > 5
