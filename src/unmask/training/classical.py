@@ -1,0 +1,260 @@
+"""Training the classical frequency detectors (`unmask train configs/dct-ridge.yaml`).
+
+    model_dir = train_classical(cfg)
+
+Protocol (the test split is never read):
+1. rows of split `train` and `val` from `cfg.data.manifest`, restricted by `data.sources`
+   / `data.exclude_sources` and capped by `data.max_per_class` (seeded);
+2. features of every crop (grayscale, resized to `classical.feature_size`, default
+   `data.input_size`), extracted in 2 processes and cached under
+   `<manifest folder>/.cache/features/` (.npy keyed by path + mtime + settings);
+3. one pipeline per point of the hyper-parameter grid (`classical.grid`, e.g.
+   `{C: [0.1, 1, 10]}`, or `DEFAULT_GRIDS`) fitted on train and ranked on val by AUC of the
+   fake score (3 classes: macro one-vs-rest AUC); ties go to the higher balanced accuracy at
+   the classifier's own decision rule, then to the earlier grid point;
+4. ridge and SVM get Platt-scaled probabilities fitted on val;
+5. the threshold on P(fake) = 1 - P(real) maximises balanced accuracy (Youden's J) on val;
+6. `model.json` records the grid results, threshold + rule, val metrics, the preprocessing
+   spec (`prepare.json` next to the manifest) and the resolved config.
+When val holds a single class (e.g. a held-out source took the others away), the default
+hyper-parameters are used, Platt scaling is fitted on train and the threshold is 0.5; the
+model records why.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unmask.errors import ConfigError, UnmaskError
+from unmask.training.config import TrainConfig
+
+
+def select_rows(df: Any, cfg: TrainConfig, split: str) -> Any:
+    """Rows of `split` after the source filters and the per-class cap."""
+    import pandas as pd
+
+    d = df[df["split"] == split]
+    if cfg.data.sources:
+        d = d[d["source"].isin(cfg.data.sources)]
+    if cfg.data.exclude_sources:
+        d = d[~d["source"].isin(cfg.data.exclude_sources)]
+    if cfg.data.max_per_class > 0:
+        parts = [
+            g.sample(n=min(len(g), cfg.data.max_per_class), random_state=cfg.seed)
+            for _, g in d.groupby("label", sort=True)
+        ]
+        d = d.iloc[0:0] if not parts else pd.concat(parts)
+    return d.sort_values("path").reset_index(drop=True)
+
+
+def read_preprocess(manifest: str | Path) -> tuple[dict[str, Any], str | None]:
+    """The PreprocessSpec dict saved next to the manifest (defaults + a note if absent)."""
+    from dataclasses import asdict
+
+    from unmask.data.manifest import SPEC_NAME, manifest_path
+    from unmask.data.spec import PreprocessSpec
+
+    p = manifest_path(manifest).parent / SPEC_NAME
+    if not p.is_file():
+        return asdict(PreprocessSpec()), f"{SPEC_NAME} not found next to the manifest; defaults"
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UnmaskError(f"{p}: not valid JSON") from None
+    for key in ("preprocess", "spec"):  # prepare.json: {"preprocess": {...}, "options": ...}
+        if isinstance(data, dict) and isinstance(data.get(key), dict):
+            data = data[key]
+            break
+    names = set(PreprocessSpec.__dataclass_fields__)
+    return {k: v for k, v in data.items() if k in names}, None
+
+
+def _labels(df: Any, num_classes: int) -> np.ndarray:
+    from unmask.labels import label_to_index
+
+    try:
+        return np.array([label_to_index(lb, num_classes) for lb in df["label"]], dtype=np.int64)
+    except ValueError as exc:
+        raise UnmaskError(f"manifest: {exc}") from None
+
+
+def _rank_scores(pipe: Any, z: np.ndarray) -> np.ndarray:
+    """Uncalibrated scores: (N,) fake score for 2 classes, (N, K) for more."""
+    clf = pipe.named_steps["clf"]
+    d = clf.decision_function(z)
+    return d if d.ndim == 1 else (d[:, 0] if d.shape[1] == 1 else d)
+
+
+def _selection_score(y: np.ndarray, scores: np.ndarray, num_classes: int) -> tuple[float, float]:
+    from unmask.evaluation.metrics import balanced_accuracy, roc_auc
+
+    if num_classes == 2:
+        auc = roc_auc(y, scores)
+        ba = balanced_accuracy(y, (scores > 0).astype(np.int64), 2)
+    else:
+        aucs = [roc_auc((y == k).astype(np.int64), scores[:, k]) for k in range(num_classes)]
+        aucs = [a for a in aucs if not math.isnan(a)]
+        auc = float(np.mean(aucs)) if aucs else math.nan
+        ba = balanced_accuracy(y, scores.argmax(1), num_classes)
+    return (auc if not math.isnan(auc) else -1.0), ba
+
+
+def train_classical(cfg: TrainConfig, progress: bool = True, jobs: int = 2) -> Path:
+    """Train classical detector `cfg.detector.name` on the manifest; returns the model folder."""
+    from unmask.config import to_dict
+    from unmask.data.manifest import manifest_path, read_manifest
+    from unmask.detectors.classical import (
+        DEFAULT_GRIDS,
+        FEATURES_OF,
+        ArrayModel,
+        calibrate,
+        needs_calibration,
+        save_classical,
+        set_hparam,
+    )
+    from unmask.detectors.registry import create_detector, detector_info
+    from unmask.evaluation.metrics import (
+        best_threshold,
+        binary_report,
+        multiclass_report,
+        roc_auc,
+    )
+    from unmask.features.extract import extract_files
+    from unmask.labels import classes_for
+
+    t0 = time.time()
+    name = cfg.detector.name
+    info = detector_info(name)
+    if info.family != "classical":
+        raise ConfigError(f"{name} is a {info.family} detector, not a classical one")
+    if not cfg.data.manifest:
+        raise ConfigError("data.manifest is required")
+    k = int(cfg.data.num_classes)
+    classes = classes_for(k)
+    kind = FEATURES_OF.get(name, info.tags.get("features", "spectrum"))
+    size = int(cfg.classical.feature_size or cfg.data.input_size)
+    kwargs = dict(cfg.detector.kwargs)
+
+    df = read_manifest(cfg.data.manifest)
+    tr = select_rows(df, cfg, "train")
+    va = select_rows(df, cfg, "val")
+    y_tr, y_va = _labels(tr, k), _labels(va, k)
+    if len(np.unique(y_tr)) < k:
+        present = sorted({classes[i] for i in y_tr})
+        raise UnmaskError(
+            f"train split holds class(es) {present or 'none'} only; {k}-class training needs "
+            f"{', '.join(classes)} (check data.sources / exclude_sources / num_classes)"
+        )
+    val_ok = len(va) > 0 and len(np.unique(y_va)) >= 2
+    cache = manifest_path(cfg.data.manifest).parent / ".cache" / "features"
+    f_tr = extract_files(list(tr["abs_path"]), kind, size, cache, jobs, progress, "train features")
+    f_va = extract_files(list(va["abs_path"]), kind, size, cache, jobs, progress, "val features")
+
+    grid = dict(cfg.classical.grid) or DEFAULT_GRIDS.get(name, {})
+    grid = {g: (v if isinstance(v, (list, tuple)) else [v]) for g, v in grid.items()}
+    points = [dict(zip(grid, vals, strict=True)) for vals in itertools.product(*grid.values())]
+    if not val_ok or not points:
+        points = [{}]
+    results: list[dict[str, Any]] = []
+    best: tuple[Any, ...] | None = None
+    for i, point in enumerate(points):
+        pipe = create_detector(name, num_classes=k, feature_size=size, **kwargs)
+        if cfg.data.class_weights:  # inverse class frequency, as the CNN loss
+            set_hparam(pipe, "class_weight", "balanced")
+        for key, value in point.items():
+            set_hparam(pipe, key, value)
+        t1 = time.time()
+        pipe[1:].fit(f_tr, y_tr)
+        row: dict[str, Any] = {"params": point, "fit_seconds": round(time.time() - t1, 2)}
+        if val_ok:
+            z_va = pipe.named_steps["scale"].transform(f_va)
+            auc, ba = _selection_score(y_va, _rank_scores(pipe, z_va), k)
+            row.update(val_auc=auc, val_balanced_accuracy_at_default=ba)
+            key_ = (auc, ba, -i)
+            if best is None or key_ > best[0]:
+                best = (key_, pipe, point)
+        else:
+            best = ((0,), pipe, point)
+        results.append(row)
+        if progress:
+            print(
+                f"  {name} {point or 'defaults'}: "
+                + ", ".join(f"{a}={b:.4f}" for a, b in row.items() if isinstance(b, float))
+            )
+    assert best is not None
+    _, pipe, chosen = best
+    notes: list[str] = []
+    scale = pipe.named_steps["scale"]
+    if needs_calibration(pipe.named_steps["clf"]):
+        if val_ok:
+            calibrate(pipe, scale.transform(f_va), y_va)
+        else:
+            calibrate(pipe, scale.transform(f_tr), y_tr)
+            notes.append("Platt scaling fitted on train (validation holds one class)")
+    model = ArrayModel.from_pipeline(pipe)
+    val_metrics: dict[str, Any] = {}
+    if len(va):
+        proba_va = model.predict_proba_features(f_va)
+        yb_va = (y_va > 0).astype(np.int64)
+        threshold, rule = best_threshold(yb_va, 1.0 - proba_va[:, 0])
+        val_metrics = binary_report(yb_va, 1.0 - proba_va[:, 0], threshold, n_boot=200)
+        if k == 3:
+            val_metrics["multiclass"] = multiclass_report(y_va, proba_va, classes)
+    else:
+        threshold, rule = 0.5, "0.5 (no validation rows)"
+    if not val_ok:
+        notes.append("validation holds fewer than two classes: default hyper-parameters")
+    proba_tr = model.predict_proba_features(f_tr)
+    train_auc = roc_auc((y_tr > 0).astype(np.int64), 1.0 - proba_tr[:, 0])
+
+    preprocess, note = read_preprocess(cfg.data.manifest)
+    if note:
+        notes.append(note)
+
+    def counts(d: Any) -> dict[str, dict[str, int]]:
+        return {
+            str(s): {str(lb): int(n) for lb, n in g["label"].value_counts().sort_index().items()}
+            for s, g in d.groupby("source")
+        }
+
+    meta = {
+        "detector": name,
+        "detector_kwargs": {**kwargs, **chosen},
+        "class_weight": "balanced" if cfg.data.class_weights else None,
+        "classes": list(classes),
+        "preprocess": preprocess,
+        "threshold": float(threshold),
+        "threshold_rule": rule,
+        "selection": {
+            "metric": "val AUC of the fake score (3 classes: macro one-vs-rest AUC)",
+            "grid": grid,
+            "results": results,
+            "chosen": chosen,
+        },
+        "metrics": {"val": val_metrics, "train_auc": train_auc},
+        "data": {
+            "manifest": str(cfg.data.manifest),
+            "train_counts": counts(tr),
+            "val_counts": counts(va),
+            "n_train": len(tr),
+            "n_val": len(va),
+        },
+        "notes": notes,
+        "train_seconds": round(time.time() - t0, 1),
+        "config": to_dict(cfg),
+    }
+    out = save_classical(pipe, cfg.output, meta)
+    if progress:
+        v = val_metrics
+        print(
+            f"saved {name} to {out}: chosen {chosen or 'defaults'}, threshold {threshold:.4f}"
+            + (f", val AUC {v['auc']:.4f}, val acc {v['accuracy']:.4f}" if v else "")
+        )
+    return out
