@@ -26,9 +26,9 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     Image.fromarray(face).save(one, quality=95)
     two = d / "two.png"  # two faces side by side (the second mirrored)
     Image.fromarray(np.concatenate([face, face[:, ::-1]], axis=1)).save(two)
-    zero = d / "zero.png"  # smooth noise, no face
-    rng = np.random.default_rng(0)
-    Image.fromarray((rng.random((64, 64, 3)) * 255).astype(np.uint8)).resize((256, 256)).save(zero)
+    zero = d / "zero.png"  # a plain colour gradient: nothing face-like at all
+    ramp = np.linspace(0, 255, 256, dtype=np.uint8)
+    Image.fromarray(np.stack([np.tile(ramp, (256, 1))] * 3, axis=2)).save(zero)
     corrupt = d / "corrupt.jpg"
     corrupt.write_bytes(one.read_bytes()[:300])  # truncated JPEG
     video = d / "clip.mp4"

@@ -16,12 +16,17 @@ from unmask import __version__
 # verb -> module under unmask.commands. Order is the order shown in --help (the pipeline's).
 COMMANDS: dict[str, str] = {
     "prepare": "prepare",
+    "synth": "synth",
+    "spectrum": "spectrum",
     "train": "train",
+    "eval": "eval",
+    "crossval": "crossval",
     "summary": "summary",
     "detect": "detect",
     "explain": "explain",
     "index": "index",
     "similar": "similar",
+    "serve": "serve",
     "info": "info",
     "models": "info",
 }

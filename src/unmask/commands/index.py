@@ -29,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from unmask.errors import UnmaskError
-    from unmask.inference.inputs import rows_for, spec_from_meta
+    from unmask.data.spec import PreprocessSpec
+    from unmask.evaluation.report import load_eval_rows
     from unmask.inference.predictor import load_predictor
     from unmask.inference.retrieval import build_index, embed_rows, save_index
     from unmask.inference.saved_model import default_model_dir
@@ -38,9 +38,8 @@ def run(args: argparse.Namespace) -> int:
     model_dir = Path(args.model) if args.model else default_model_dir()
     predictor = load_predictor(model_dir, device=args.device)
     out = Path(args.out)
-    rows = rows_for(args.data, spec_from_meta(predictor.meta), args.split, out / ".cache")
-    if len(rows) == 0:
-        raise UnmaskError(f"no faces to index in {args.data}")
+    spec = PreprocessSpec(**predictor.meta.get("preprocess", {}))
+    rows = load_eval_rows(args.data, args.split, spec, work_dir=out / ".work")
     emb = embed_rows(predictor, rows)
     index = build_index(emb, ivf_lists=args.ivf)
     items = rows[["path", "label", "source", "split"]].copy()

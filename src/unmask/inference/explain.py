@@ -39,10 +39,10 @@ def _spectrum_figure(crop: np.ndarray, predictor, path: Path, title: str) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from unmask.features.frequency import azimuthal_average, power_spectrum
+    from unmask.features.frequency import image_features
 
-    gray = crop.astype(np.float32).mean(axis=2)
-    profile = azimuthal_average(power_spectrum(gray))
+    size = int(predictor.meta.get("profile_size") or crop.shape[0])
+    profile = image_features(crop, "spectrum", size)
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
     for name, mean in (predictor.meta.get("class_profiles") or {}).items():
         mean = np.asarray(mean, dtype=float)

@@ -1,0 +1,214 @@
+"""Manifest -> PyTorch datasets and the Lightning datamodule used by the CNN engine.
+
+Rows come from `unmask.data.manifest.read_manifest` (train and val splits only; the test
+split is never read while training). Filters in this order: `data.sources`,
+`data.exclude_sources`, then `data.max_per_class` (a seeded random sample of at most that
+many rows per (split, label)). Each item is `(x, landmarks, y)`: the ImageNet-normalised
+crop (3, S, S) at `data.input_size`, (468, 3) landmarks (zeros when the model does not use
+them or the row has none) and the class index (`unmask.labels.label_to_index`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from unmask.errors import BadInputError, UnmaskError
+from unmask.labels import classes_for, label_to_index
+from unmask.training.augment import (
+    augment_crop,
+    flip_landmarks,
+    landmarks_array,
+    resize_normalize,
+)
+from unmask.training.config import AugmentConfig, TrainConfig
+
+
+def load_split(cfg: TrainConfig, split: str):
+    """The manifest rows of one split after the config's source filters and cap."""
+    from unmask.data.manifest import read_manifest
+
+    if not cfg.data.manifest:
+        raise UnmaskError("data.manifest is not set (the manifest.csv from `unmask prepare`)")
+    df = read_manifest(cfg.data.manifest, split=split)
+    if cfg.data.sources:
+        df = df[df["source"].isin(cfg.data.sources)]
+    if cfg.data.exclude_sources:
+        df = df[~df["source"].isin(cfg.data.exclude_sources)]
+    if cfg.data.max_per_class > 0 and len(df):
+        cap = cfg.data.max_per_class
+        keep = []
+        for _, idx in sorted(df.groupby("label").groups.items()):
+            rng = np.random.default_rng(cfg.seed)
+            idx = np.asarray(sorted(idx))
+            keep.extend(idx[rng.permutation(len(idx))[:cap]] if len(idx) > cap else idx)
+        df = df.loc[sorted(keep)]
+    df = df.sort_values("path", kind="stable").reset_index(drop=True)
+    return df
+
+
+def manifest_dir(cfg: TrainConfig) -> Path:
+    from unmask.data.manifest import manifest_path
+
+    return manifest_path(cfg.data.manifest).parent
+
+
+def load_crop(path: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except FileNotFoundError:
+        raise BadInputError(path, "missing") from None
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise BadInputError(path, "corrupt", exc.__class__.__name__) from None
+
+
+def load_landmarks_file(path: str) -> np.ndarray | None:
+    if not path:
+        return None
+    try:
+        lm = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if lm.ndim != 2 or lm.shape[0] != 468 or lm.shape[1] not in (2, 3):
+        return None
+    return lm.astype(np.float32)
+
+
+class FaceDataset(Dataset):
+    """Crops (and landmarks) of manifest rows; augmented when `augment` is given."""
+
+    def __init__(
+        self,
+        df,
+        num_classes: int,
+        input_size: int,
+        augment: AugmentConfig | None = None,
+        with_landmarks: bool = False,
+        synth: tuple[str, ...] = (),
+        synth_prob: float = 0.0,
+    ) -> None:
+        self.paths = list(df["abs_path"])
+        lms = df["abs_landmarks"] if "abs_landmarks" in df.columns else [""] * len(df)
+        self.landmark_paths = list(lms)
+        self.labels = list(df["label"])
+        self.targets = [label_to_index(lab, num_classes) for lab in self.labels]
+        self.num_classes = num_classes
+        self.input_size = input_size
+        self.augment = augment
+        self.with_landmarks = with_landmarks
+        self.synth = tuple(synth)
+        self.synth_prob = synth_prob
+        for s in self.synth:
+            if s != "blend":
+                raise UnmaskError(f"data.synth: unknown on-the-fly fake {s!r}; valid: blend")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        img = load_crop(self.paths[i])
+        y = self.targets[i]
+        need_lm = self.with_landmarks or bool(self.synth)
+        lm = load_landmarks_file(self.landmark_paths[i]) if need_lm else None
+        if self.augment is not None:
+            # torch's RNG is seeded by seed_everything (and per worker), so runs repeat.
+            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
+            if self.synth and y == 0 and lm is not None and rng.random() < self.synth_prob:
+                from unmask.synth.blend import self_blend
+
+                img, _ = self_blend(img, lm, rng)
+                y = label_to_index("edited", self.num_classes)
+            img, flipped = augment_crop(img, self.augment, rng)
+            if flipped and lm is not None:
+                lm = flip_landmarks(lm)
+        x = torch.from_numpy(resize_normalize(img, self.input_size))
+        lm_t = torch.from_numpy(landmarks_array(lm if self.with_landmarks else None))
+        return x, lm_t, y
+
+
+def class_weights(
+    targets: list[int], num_classes: int, may_be_missing: tuple[int, ...] = ()
+) -> list[float]:
+    """Inverse-frequency weights n / (C * n_c), so a balanced set gets all ones. A class
+    with no rows is an error unless listed in `may_be_missing` (made on the fly by
+    `data.synth`); it then gets weight 1."""
+    counts = np.bincount(np.asarray(targets, dtype=np.int64), minlength=num_classes)
+    missing = [c for c in np.flatnonzero(counts == 0) if c not in may_be_missing]
+    if missing:
+        names = [classes_for(num_classes)[c] for c in missing]
+        raise UnmaskError(f"training split has no {', '.join(names)} rows")
+    w = np.ones(num_classes, dtype=np.float64)
+    seen = counts > 0
+    w[seen] = counts[seen].sum() / (seen.sum() * counts[seen])
+    return w.astype(float).tolist()
+
+
+def _check_both_classes(df, split: str) -> None:
+    if len(df) == 0:
+        raise UnmaskError(f"the {split} split is empty after data filters")
+    labels = set(df["label"])
+    if "real" not in labels or not labels - {"real"}:
+        raise UnmaskError(f"the {split} split needs both real and fake rows (has {sorted(labels)})")
+
+
+class FaceDataModule(L.LightningDataModule):
+    """Train/val loaders from the manifest; `setup` is idempotent."""
+
+    def __init__(self, cfg: TrainConfig, with_landmarks: bool = False) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.with_landmarks = with_landmarks
+        self.train_df: Any = None
+        self.val_df: Any = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_df is not None:
+            return
+        self.train_df = load_split(self.cfg, "train")
+        self.val_df = load_split(self.cfg, "val")
+        _check_both_classes(self.train_df, "train")
+        _check_both_classes(self.val_df, "val")
+
+    def dataset(self, split: str, augment: bool | None = None) -> FaceDataset:
+        self.setup()
+        d = self.cfg.data
+        train = split == "train"
+        aug = train if augment is None else augment
+        return FaceDataset(
+            self.train_df if train else self.val_df,
+            d.num_classes,
+            d.input_size,
+            augment=self.cfg.augment if aug else None,
+            with_landmarks=self.with_landmarks,
+            synth=d.synth if aug else (),
+            synth_prob=d.synth_prob,
+        )
+
+    def _loader(self, ds: FaceDataset, shuffle: bool) -> DataLoader:
+        w = self.cfg.data.num_workers
+        return DataLoader(
+            ds,
+            batch_size=self.cfg.data.batch_size,
+            shuffle=shuffle,
+            num_workers=w,
+            persistent_workers=w > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("train"), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("val"), shuffle=False)
+
+    def plain_loader(self, split: str) -> DataLoader:
+        """No augmentation, no shuffle (input statistics, validation predictions)."""
+        return self._loader(self.dataset(split, augment=False), shuffle=False)

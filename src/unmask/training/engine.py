@@ -1,0 +1,374 @@
+"""The one Lightning engine that trains every CNN detector.
+
+`train_cnn(cfg)` builds the detector from the registry, the datamodule from the manifest and
+a `lightning.Trainer` from `cfg.trainer`, fits with early stopping and best-checkpoint
+selection on the validation metric (`val_auc` by default: roc_auc_score of P(fake) =
+1 - softmax[:, 0] on the val split; the test split is never touched), then exports the
+saved-model folder:
+
+    OUT/weights.safetensors   best checkpoint's detector state dict
+    OUT/model.json            kind "torch", detector + kwargs, classes, preprocess, input,
+                              threshold (Youden's J on val), resolved config, val metrics
+    OUT/checkpoints/*.ckpt    Lightning checkpoints, only for `trainer.resume`
+    OUT/logs/tensorboard, OUT/logs/csv/metrics.csv (and W&B offline with trainer.wandb)
+
+Multi-GPU / multi-node runs go through Lightning (`trainer.devices`, `num_nodes`,
+`strategy: ddp`); only global rank 0 exports.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from unmask.config import from_dict, to_dict
+from unmask.detectors.cnn import build_cnn, resolve_name
+from unmask.errors import ConfigError, UnmaskError
+from unmask.labels import classes_for, label_to_index
+from unmask.training.augment import IMAGENET_MEAN, IMAGENET_STD
+from unmask.training.config import TrainConfig
+
+THRESHOLD_RULE = "youden_j_val"  # max TPR - FPR on val (= max balanced accuracy)
+
+
+def detector_spec(cfg: TrainConfig) -> tuple[str, dict[str, Any]]:
+    """Registry name + builder kwargs, with `input_size` injected for detectors whose builder
+    takes it (resnet18-dct, f3net) so that size-dependent buffers match the training size."""
+    from unmask.detectors.registry import detector_info
+
+    name, kwargs = resolve_name(cfg.detector.name, cfg.detector.kwargs)
+    info = detector_info(name)
+    if info.family != "cnn":
+        raise ConfigError(f"detector {name!r} is {info.family}; the CNN engine needs a cnn one")
+    if "input_size" in inspect.signature(info.builder).parameters:
+        kwargs.setdefault("input_size", cfg.data.input_size)
+    return name, kwargs
+
+
+def binary_metrics(proba: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """AUC, accuracy (argmax) and loss on (N, C) probabilities; AUC is NaN with one class."""
+    from sklearn.metrics import roc_auc_score
+
+    proba = np.asarray(proba, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.int64)
+    y_fake = (targets > 0).astype(int)
+    score = 1.0 - proba[:, 0]
+    auc = float(roc_auc_score(y_fake, score)) if 0 < y_fake.sum() < len(y_fake) else math.nan
+    acc = float((proba.argmax(1) == targets).mean()) if len(targets) else math.nan
+    eps = 1e-7
+    loss = float(-np.log(np.clip(proba[np.arange(len(targets)), targets], eps, 1.0)).mean())
+    return {"auc": auc, "acc": acc, "loss": loss, "n": int(len(targets))}
+
+
+def choose_threshold(score: np.ndarray, y_fake: np.ndarray) -> tuple[float, dict[str, float]]:
+    """Threshold on P(fake) maximising Youden's J = TPR - FPR on val (ties: the lowest J-max
+    threshold sklearn lists first); returns it with TPR, FPR and balanced accuracy there."""
+    from sklearn.metrics import roc_curve
+
+    y_fake = np.asarray(y_fake).astype(int)
+    if not 0 < y_fake.sum() < len(y_fake):
+        return 0.5, {}
+    fpr, tpr, thr = roc_curve(y_fake, score)
+    j = tpr - fpr
+    i = int(np.argmax(j))
+    t = float(min(max(thr[i], 0.0), 1.0))
+    return t, {
+        "tpr": float(tpr[i]),
+        "fpr": float(fpr[i]),
+        "balanced_acc": float((tpr[i] + 1 - fpr[i]) / 2),
+    }
+
+
+class DetectorModule(L.LightningModule):
+    """Cross-entropy training of any registered CNN detector; logs val_auc/acc/loss."""
+
+    def __init__(self, config: dict[str, Any], class_weights: list[float] | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg = from_dict(TrainConfig, config)
+        name, kwargs = detector_spec(self.cfg)
+        self.model = build_cnn(
+            name,
+            num_classes=self.cfg.data.num_classes,
+            pretrained=self.cfg.detector.pretrained,
+            **kwargs,
+        )
+        self.needs_landmarks = bool(getattr(self.model, "needs_landmarks", False))
+        w = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        self.register_buffer("class_weights", w, persistent=False)
+        self._val_proba: list[torch.Tensor] = []
+        self._val_y: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor, landmarks: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(x, landmarks) if self.needs_landmarks else self.model(x)
+
+    def training_step(self, batch, batch_idx: int):
+        x, lm, y = batch
+        logits = self(x, lm)
+        loss = F.cross_entropy(logits.float(), y, weight=self.class_weights)
+        acc = (logits.argmax(1) == y).float().mean()
+        n = y.shape[0]
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
+        self.log("train_acc", acc, on_step=False, on_epoch=True, batch_size=n)
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, lm, y = batch
+        logits = self(x, lm).float()
+        self._val_proba.append(torch.softmax(logits, 1).detach())
+        self._val_y.append(y.detach())
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_proba.clear()
+        self._val_y.clear()
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_proba:
+            return
+        proba = torch.cat(self._val_proba)
+        y = torch.cat(self._val_y)
+        if self.trainer.world_size > 1:  # DistributedSampler pads ranks to equal lengths
+            proba = self.all_gather(proba).reshape(-1, proba.shape[1])
+            y = self.all_gather(y).reshape(-1)
+        m = binary_metrics(proba.cpu().numpy(), y.cpu().numpy())
+        auc = 0.5 if math.isnan(m["auc"]) else m["auc"]
+        self.log("val_auc", auc, prog_bar=True, sync_dist=True)
+        self.log("val_acc", m["acc"], prog_bar=True, sync_dist=True)
+        self.log("val_loss", m["loss"], sync_dist=True)
+        self._val_proba.clear()
+        self._val_y.clear()
+
+    def configure_optimizers(self):
+        o = self.cfg.optim
+        params = [p for p in self.parameters() if p.requires_grad]
+        if o.optimizer == "sgd":
+            opt = torch.optim.SGD(
+                params, lr=o.lr, momentum=0.9, weight_decay=o.weight_decay, nesterov=True
+            )
+        else:
+            opt = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+        if o.schedule == "none" and o.warmup_epochs <= 0:
+            return opt
+        lr_lambda = make_lr_lambda(
+            o.schedule, self.cfg.trainer.max_epochs, o.warmup_epochs, o.step_size, o.gamma
+        )
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+def make_lr_lambda(schedule: str, max_epochs: int, warmup: int, step_size: int, gamma: float):
+    """Epoch -> LR factor: linear warm-up, then cosine to 0 at `max_epochs`, step decay by
+    `gamma` every `step_size` epochs, or constant."""
+
+    def fn(epoch: int) -> float:
+        if warmup > 0 and epoch < warmup:
+            return (epoch + 1) / (warmup + 1)
+        e = epoch - max(warmup, 0)
+        if schedule == "cosine":
+            span = max(1, max_epochs - max(warmup, 0))
+            return 0.5 * (1.0 + math.cos(math.pi * min(e, span) / span))
+        if schedule == "step":
+            return gamma ** (e // max(1, step_size))
+        return 1.0
+
+    return fn
+
+
+def _loggers(cfg: TrainConfig, out: Path) -> list[Any]:
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    loggers: list[Any] = [
+        TensorBoardLogger(save_dir=str(out), name="logs", version="tensorboard"),
+        CSVLogger(save_dir=str(out), name="logs", version="csv"),
+    ]
+    if cfg.trainer.wandb:
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            raise UnmaskError(
+                "trainer.wandb needs the wandb package (pip install 'unmask[wandb]')"
+            ) from None
+        from lightning.pytorch.loggers import WandbLogger
+
+        loggers.append(
+            WandbLogger(project=cfg.trainer.wandb_project, save_dir=str(out), offline=True)
+        )
+    return loggers
+
+
+def _monitor_mode(monitor: str) -> str:
+    return "min" if monitor == "val_loss" else "max"
+
+
+def train_cnn(cfg: TrainConfig) -> Path:
+    """Train `cfg.detector` with Lightning and export the saved-model folder; returns it."""
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+
+    from unmask.training.datamodule import FaceDataModule, class_weights
+
+    out = Path(cfg.output)
+    t = cfg.trainer
+    if t.resume and not Path(t.resume).is_file():
+        raise UnmaskError(f"trainer.resume: checkpoint not found: {t.resume}")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    name, _ = detector_spec(cfg)  # fail early on unknown names
+    probe = build_cnn(name, num_classes=cfg.data.num_classes, **detector_spec(cfg)[1])
+    needs_lm = bool(getattr(probe, "needs_landmarks", False))
+    del probe
+    dm = FaceDataModule(cfg, with_landmarks=needs_lm)
+    dm.setup("fit")
+    ds = dm.dataset("train", augment=False)
+    synth_cls = (label_to_index("edited", cfg.data.num_classes),) if cfg.data.synth else ()
+    weights = (
+        class_weights(ds.targets, cfg.data.num_classes, synth_cls)
+        if cfg.data.class_weights
+        else None
+    )
+    module = DetectorModule(to_dict(cfg), class_weights=weights)
+    if hasattr(module.model, "fit_input_stats") and not t.resume:
+        loader = dm.plain_loader("train")
+        module.model.fit_input_stats(x for x, _, _ in loader)
+
+    ckpt_dir = out / "checkpoints"
+    mode = _monitor_mode(t.monitor)
+    ckpt = ModelCheckpoint(
+        dirpath=str(ckpt_dir),
+        filename="best-{epoch:02d}",
+        monitor=t.monitor,
+        mode=mode,
+        save_top_k=1,
+        save_last=True,
+    )
+    callbacks: list[Any] = [ckpt, EarlyStopping(monitor=t.monitor, mode=mode, patience=t.patience)]
+    loggers = _loggers(cfg, out)
+    callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    trainer = L.Trainer(
+        max_epochs=t.max_epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        limit_train_batches=t.limit_train_batches,
+        log_every_n_steps=t.log_every_n_steps,
+        callbacks=callbacks,
+        logger=loggers,
+        default_root_dir=str(out),
+        enable_progress_bar=True,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, datamodule=dm, ckpt_path=t.resume or None, weights_only=True)
+    if not trainer.is_global_zero:
+        return out
+    best = ckpt.best_model_path or ckpt.last_model_path
+    if not best:
+        raise UnmaskError("training produced no checkpoint (no epoch finished)")
+    export_model(cfg, dm, Path(best), out, trainer)
+    return out
+
+
+def _predict(model, loader, needs_lm: bool, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    model.eval().to(device)
+    probs, ys = [], []
+    with torch.inference_mode():
+        for x, lm, y in loader:
+            x = x.to(device)
+            logits = model(x, lm.to(device)) if needs_lm else model(x)
+            probs.append(torch.softmax(logits.float(), 1).cpu())
+            ys.append(y)
+    return torch.cat(probs).numpy(), torch.cat(ys).numpy()
+
+
+def read_spec_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """The PreprocessSpec of the training data (`prepare.json` next to the manifest), as a
+    dict; the default spec when the file is absent."""
+    import dataclasses
+    import json
+
+    from unmask.data.manifest import SPEC_NAME
+    from unmask.data.spec import PreprocessSpec
+    from unmask.training.datamodule import manifest_dir
+
+    path = manifest_dir(cfg) / SPEC_NAME
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UnmaskError(f"{path}: not valid JSON") from None
+        data = data.get("preprocess", data) if isinstance(data, dict) else {}
+        names = {f.name for f in dataclasses.fields(PreprocessSpec)}
+        spec = from_dict(PreprocessSpec, {k: v for k, v in data.items() if k in names})
+    else:
+        spec = PreprocessSpec()
+    return dataclasses.asdict(spec)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def export_model(cfg: TrainConfig, dm, best_ckpt: Path, out: Path, trainer=None) -> Path:
+    """Best checkpoint -> `weights.safetensors` + `model.json` (threshold and metrics on val)."""
+    from safetensors.torch import save_file
+
+    from unmask.inference.saved_model import WEIGHTS_FILE, write_model_json
+
+    ckpt = torch.load(best_ckpt, map_location="cpu", weights_only=True)
+    state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    name, kwargs = detector_spec(cfg)
+    model = build_cnn(name, num_classes=cfg.data.num_classes, pretrained=False, **kwargs)
+    model.load_state_dict(state, strict=True)
+    needs_lm = bool(getattr(model, "needs_landmarks", False))
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, out / WEIGHTS_FILE)
+
+    proba, y = _predict(model, dm.plain_loader("val"), needs_lm)
+    val = binary_metrics(proba, y)
+    score = 1.0 - proba[:, 0]
+    thr, at = choose_threshold(score, (y > 0).astype(int))
+    val.update({f"{k}_at_threshold": v for k, v in at.items()})
+    val = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in val.items()}
+    train_info: dict[str, Any] = {
+        "best_checkpoint": _relative(best_ckpt, out),
+        "best_epoch": int(ckpt.get("epoch", -1)),
+        "global_step": int(ckpt.get("global_step", -1)),
+        "n_train": len(dm.train_df),
+        "n_val": len(dm.val_df),
+        "train_sources": sorted(set(dm.train_df["source"])),
+    }
+    if trainer is not None:
+        train_info["epochs_run"] = int(trainer.current_epoch)
+        score_t = getattr(trainer.checkpoint_callback, "best_model_score", None)
+        if score_t is not None:
+            train_info[f"best_{cfg.trainer.monitor}"] = float(score_t)
+    meta = {
+        "kind": "torch",
+        "detector": {"name": name, "kwargs": kwargs, "family": "cnn"},
+        "classes": list(classes_for(cfg.data.num_classes)),
+        "preprocess": read_spec_dict(cfg),
+        "input": {
+            "size": cfg.data.input_size,
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
+            "landmarks": needs_lm,
+            "resize": "PIL bilinear",
+        },
+        "threshold": thr,
+        "threshold_rule": THRESHOLD_RULE,
+        "config": to_dict(cfg),
+        "metrics": {"val": val},
+        "training": train_info,
+    }
+    write_model_json(out, meta)
+    return out
