@@ -81,14 +81,20 @@ def speed(n: int, model: str | None) -> None:
     assert len(results) == len(files)
 
     rate = lambda s: n / s  # noqa: E731
-    print(f"{n} images from {DATA / 'faces'} ({len(crops)} faces), model {predictor.meta.get('detector')}")
+    print(
+        f"{n} images from {DATA / 'faces'} ({len(crops)} faces), model {predictor.meta.get('detector')}"
+    )
     print(f"  decode only (floor)          {rate(t_decode):8.1f} img/s")
-    print(f"  stage times, one process:    decode {t_decode:.2f}s  face detection+crop "
-          f"{t_faces:.2f}s  model {t_model:.2f}s (batched)")
+    print(
+        f"  stage times, one process:    decode {t_decode:.2f}s  face detection+crop "
+        f"{t_faces:.2f}s  model {t_model:.2f}s (batched)"
+    )
     print(f"  naive one-at-a-time loop     {rate(t_naive):8.1f} img/s")
     print(f"  unmask detect pipeline (2p)  {rate(t_pipe):8.1f} img/s")
-    print(f"  pipeline / naive = {t_naive / t_pipe:.2f}x   pipeline / decode floor = "
-          f"{t_decode / t_pipe:.2f}x")
+    print(
+        f"  pipeline / naive = {t_naive / t_pipe:.2f}x   pipeline / decode floor = "
+        f"{t_decode / t_pipe:.2f}x"
+    )
 
 
 def memory(count: int, model: str | None) -> None:
@@ -108,11 +114,15 @@ def memory(count: int, model: str | None) -> None:
             "print(json.dumps({'n': n, 'maxrss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
         )
         t = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
         res = json.loads(out.stdout.strip().splitlines()[-1])
         kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"  {count:>6} images: main process peak RSS {res['maxrss_mb']:.0f} MB, "
-              f"largest child so far {kids:.0f} MB, {time.perf_counter() - t:.0f}s")
+        print(
+            f"  {count:>6} images: main process peak RSS {res['maxrss_mb']:.0f} MB, "
+            f"largest child so far {kids:.0f} MB, {time.perf_counter() - t:.0f}s"
+        )
 
 
 def main() -> None:

@@ -15,9 +15,11 @@ def test_help_lists_every_verb(capsys):
 
 
 def test_help_does_not_import_heavy_modules():
-    code = ("import sys\nfrom unmask.cli import build_parser\nbuild_parser()\n"
-            "heavy = [m for m in ('torch', 'mediapipe', 'cv2', 'sklearn', 'matplotlib', "
-            "'timm', 'lightning') if m in sys.modules]\nprint(','.join(heavy))")
+    code = (
+        "import sys\nfrom unmask.cli import build_parser\nbuild_parser()\n"
+        "heavy = [m for m in ('torch', 'mediapipe', 'cv2', 'sklearn', 'matplotlib', "
+        "'timm', 'lightning') if m in sys.modules]\nprint(','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 

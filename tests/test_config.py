@@ -43,8 +43,12 @@ def test_unknown_key_lists_valid_keys(tmp_path):
 
 @pytest.mark.parametrize(
     "text, match",
-    [("size: [1, 2\n", "invalid YAML"), ("- 1\n- 2\n", "mapping"), ("size: big\n", "expected int"),
-     ("inner:\n  mode: c\n", "not one of")],
+    [
+        ("size: [1, 2\n", "invalid YAML"),
+        ("- 1\n- 2\n", "mapping"),
+        ("size: big\n", "expected int"),
+        ("inner:\n  mode: c\n", "not one of"),
+    ],
 )
 def test_bad_yaml_is_one_line_error(tmp_path, text, match):
     f = tmp_path / "c.yaml"

@@ -8,8 +8,15 @@ from unmask.inference.retrieval import build_index, knn_vote, load_index, save_i
 
 def test_index_query_returns_itself_first(tmp_path, rng):
     emb = rng.normal(size=(50, 16)).astype(np.float32)
-    items = [{"path": f"{i}.png", "label": "real" if i % 2 else "gan", "source": f"s{i % 3}",
-              "split": "train"} for i in range(50)]
+    items = [
+        {
+            "path": f"{i}.png",
+            "label": "real" if i % 2 else "gan",
+            "source": f"s{i % 3}",
+            "split": "train",
+        }
+        for i in range(50)
+    ]
     save_index(tmp_path / "idx", build_index(emb), items, {"model": "m", "dims": 16})
     idx = load_index(tmp_path / "idx")
     sims, ids = idx.search(emb[[7, 21]], k=5)

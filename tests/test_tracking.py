@@ -12,9 +12,14 @@ def test_iou_known_values():
 def test_two_faces_keep_their_tracks_across_frames():
     # two faces drifting right, detections listed in varying order per frame
     frames = [0, 0, 5, 5, 10, 10]
-    boxes = [(0, 0, 10, 10), (50, 0, 60, 10),
-             (52, 0, 62, 10), (2, 0, 12, 10),
-             (4, 0, 14, 10), (54, 0, 64, 10)]
+    boxes = [
+        (0, 0, 10, 10),
+        (50, 0, 60, 10),
+        (52, 0, 62, 10),
+        (2, 0, 12, 10),
+        (4, 0, 14, 10),
+        (54, 0, 64, 10),
+    ]
     t = assign_tracks(frames, boxes)
     assert t[0] == t[3] == t[4]
     assert t[1] == t[2] == t[5]

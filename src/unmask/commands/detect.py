@@ -25,21 +25,34 @@ examples:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="images, folders or videos")
-    p.add_argument("--model", "-m", default=None,
-                   help="saved model folder (default: the shipped model)")
+    p.add_argument(
+        "--model", "-m", default=None, help="saved model folder (default: the shipped model)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--csv", metavar="FILE", help="also write one CSV row per face to FILE")
     p.add_argument("--annotate", metavar="DIR", help="write images with boxes and scores")
-    p.add_argument("--explain", metavar="DIR",
-                   help="write a Grad-CAM overlay (CNN) or spectrum plot (classical) per face")
+    p.add_argument(
+        "--explain",
+        metavar="DIR",
+        help="write a Grad-CAM overlay (CNN) or spectrum plot (classical) per face",
+    )
     p.add_argument("--timeline", metavar="DIR", help="write a PNG of scores per frame per video")
-    p.add_argument("--frames", type=int, default=16,
-                   help="frames sampled evenly per video (default 16)")
+    p.add_argument(
+        "--frames", type=int, default=16, help="frames sampled evenly per video (default 16)"
+    )
     p.add_argument("--every", type=int, default=0, help="instead: every Nth frame of videos")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="override the model's calibrated P(fake) threshold")
-    p.add_argument("--workers", type=int, default=None,
-                   help="processes for decoding and face detection (default: up to 2)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="override the model's calibrated P(fake) threshold",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes for decoding and face detection (default: up to 2)",
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu", help="cpu or cuda (CNN models)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -75,10 +88,16 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise UnmaskError("no files found in " + ", ".join(args.paths))
     keep = bool(args.explain)
-    results = detect_paths(files, predictor, every=args.every, frames=args.frames,
-                           workers=args.workers, batch_size=args.batch_size, keep_crops=keep)
-    bar = tqdm(total=len(files), unit="file", disable=args.quiet or len(files) < 2,
-               file=sys.stderr)
+    results = detect_paths(
+        files,
+        predictor,
+        every=args.every,
+        frames=args.frames,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        keep_crops=keep,
+    )
+    bar = tqdm(total=len(files), unit="file", disable=args.quiet or len(files) < 2, file=sys.stderr)
     csv_file = open(args.csv, "w", newline="") if args.csv else None  # noqa: SIM115
     csv_writer = None
     if csv_file:
@@ -98,8 +117,11 @@ def run(args: argparse.Namespace) -> int:
             bar.update(1)
             if res.status == "error":
                 n_err += 1
-                tqdm.write(f"unmask detect: skipped {res.file}: {res.reason}"
-                           + (f" ({res.detail})" if res.detail else ""), file=sys.stderr)
+                tqdm.write(
+                    f"unmask detect: skipped {res.file}: {res.reason}"
+                    + (f" ({res.detail})" if res.detail else ""),
+                    file=sys.stderr,
+                )
             else:
                 n_ok += 1
                 n_fake += res.verdict == "fake"
@@ -126,8 +148,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         out.close(counts)
     else:
-        print(f"\n{len(files)} file(s): {n_ok} scored, {n_fake} fake, {n_err} unreadable "
-              f"(model {summary['id']}, threshold {predictor.threshold:.3f})")
+        print(
+            f"\n{len(files)} file(s): {n_ok} scored, {n_fake} fake, {n_err} unreadable "
+            f"(model {summary['id']}, threshold {predictor.threshold:.3f})"
+        )
     if n_ok == 0 and n_err > 0:
         return 1
     return 0

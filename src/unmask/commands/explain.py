@@ -36,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.model or default_model_dir(), device=args.device)
     out = Path(args.out)
     n_written = n_err = 0
-    for res in detect_paths(list(expand_inputs(args.paths)), predictor, frames=args.frames,
-                            workers=1, keep_crops=True):
+    for res in detect_paths(
+        list(expand_inputs(args.paths)), predictor, frames=args.frames, workers=1, keep_crops=True
+    ):
         if res.status == "error":
             n_err += 1
             print(f"unmask explain: skipped {res.file}: {res.reason}", file=sys.stderr)

@@ -21,8 +21,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", default=None, help="model folder (default: shipped model)")
     p.add_argument("-o", "--out", required=True, help="index folder to write")
     p.add_argument("--split", default=None, help="only this split of a manifest (default all)")
-    p.add_argument("--ivf", type=int, default=0, metavar="NLIST",
-                   help="IVF index with NLIST lists for large sets (default: exact flat)")
+    p.add_argument(
+        "--ivf",
+        type=int,
+        default=0,
+        metavar="NLIST",
+        help="IVF index with NLIST lists for large sets (default: exact flat)",
+    )
     p.add_argument("--device", default="cpu")
 
 
@@ -44,8 +49,13 @@ def run(args: argparse.Namespace) -> int:
     index = build_index(emb, ivf_lists=args.ivf)
     items = rows[["path", "label", "source", "split"]].copy()
     items["path"] = rows["abs_path"]
-    meta = {"model": str(model_dir.resolve()), "dims": int(emb.shape[1]), "count": len(rows),
-            "kind": "ivf" if args.ivf else "flat", "metric": "cosine"}
+    meta = {
+        "model": str(model_dir.resolve()),
+        "dims": int(emb.shape[1]),
+        "count": len(rows),
+        "kind": "ivf" if args.ivf else "flat",
+        "metric": "cosine",
+    }
     save_index(out, index, items.to_dict("records"), meta)
     print(f"indexed {len(rows)} faces ({emb.shape[1]}-d embeddings) -> {out}")
     return 0

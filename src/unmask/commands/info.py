@@ -8,8 +8,12 @@ HELP = "show a model's card: detector, training data, per-source metrics, thresh
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", nargs="?", default=None,
-                   help="model folder (default: the model that ships with unmask)")
+    p.add_argument(
+        "model",
+        nargs="?",
+        default=None,
+        help="model folder (default: the model that ships with unmask)",
+    )
     p.add_argument("--json", action="store_true", help="print model.json")
 
 
@@ -28,8 +32,10 @@ def run(args: argparse.Namespace) -> int:
     if card.is_file():
         print(card.read_text(encoding="utf-8"))
     else:
-        print(f"model: {d}\ndetector: {meta['detector']} ({meta['kind']})\n"
-              f"classes: {', '.join(meta['classes'])}\nthreshold: {meta.get('threshold')}")
+        print(
+            f"model: {d}\ndetector: {meta['detector']} ({meta['kind']})\n"
+            f"classes: {', '.join(meta['classes'])}\nthreshold: {meta.get('threshold')}"
+        )
         if meta.get("metrics"):
             print("metrics:", json.dumps(meta["metrics"], indent=2))
     return 0

@@ -50,18 +50,24 @@ def run(args: argparse.Namespace) -> int:
         indexed = {it["path"] for it in idx.items}
         overlap = sum(p in indexed for p in rows["abs_path"])
         if overlap:
-            raise UnmaskError(f"{overlap} evaluation faces are in the index itself; build the "
-                              "index from another split")
+            raise UnmaskError(
+                f"{overlap} evaluation faces are in the index itself; build the "
+                "index from another split"
+            )
         _, ids = idx.search(embed_rows(predictor, rows), args.k)
-        print(f"k-NN attribution on {len(rows)} faces ({args.evaluate}, split {args.split}), "
-              f"k={args.k}")
+        print(
+            f"k-NN attribution on {len(rows)} faces ({args.evaluate}, split {args.split}), "
+            f"k={args.k}"
+        )
         for key in ("label", "source"):
             pred = np.array(knn_vote(ids, idx.items, key))
             acc = float((pred == rows[key].to_numpy()).mean())
             print(f"  {key:<6} accuracy {acc:.3f}")
             for val in sorted(rows[key].unique()):
                 m = rows[key].to_numpy() == val
-                print(f"    {val:<18} n={int(m.sum()):<5} recall {float((pred[m] == val).mean()):.3f}")
+                print(
+                    f"    {val:<18} n={int(m.sum()):<5} recall {float((pred[m] == val).mean()):.3f}"
+                )
         return 0
     if not args.image:
         raise UnmaskError("give an IMAGE to look up, or --evaluate MANIFEST")
@@ -72,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         raise UnmaskError(f"{args.image}: {res.reason} {res.detail}".strip())
     if not res.faces:
         raise UnmaskError(f"{args.image}: no face found")
-    face = max(res.faces, key=lambda f: (f.box[2] - f.box[0]))
+    face = max(res.faces, key=lambda f: f.box[2] - f.box[0])
     sims, ids = idx.search(predictor.embed([face.crop], [face.landmarks]), args.k)
     print(f"{'rank':>4}  {'similarity':>10}  {'label':<7} {'source':<18} path")
     neighbours = []

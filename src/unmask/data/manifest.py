@@ -30,8 +30,22 @@ REJECTED_NAME = "rejected.csv"
 SPEC_NAME = "prepare.json"
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 COLUMNS: tuple[str, ...] = (
-    "path", "label", "source", "group", "split", "original", "frame", "face_index",
-    "box_x0", "box_y0", "box_x1", "box_y1", "det_score", "landmarks", "method", "parent",
+    "path",
+    "label",
+    "source",
+    "group",
+    "split",
+    "original",
+    "frame",
+    "face_index",
+    "box_x0",
+    "box_y0",
+    "box_x1",
+    "box_y1",
+    "det_score",
+    "landmarks",
+    "method",
+    "parent",
 )
 
 
@@ -52,8 +66,11 @@ def read_manifest(path: str | Path, split: str | None = None):
     if not p.is_file():
         raise UnmaskError(f"manifest not found: {p}")
     try:
-        df = pd.read_csv(p, dtype={"path": str, "group": str, "landmarks": str, "parent": str},
-                         keep_default_na=False)
+        df = pd.read_csv(
+            p,
+            dtype={"path": str, "group": str, "landmarks": str, "parent": str},
+            keep_default_na=False,
+        )
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise UnmaskError(f"{p}: not a readable manifest CSV ({exc.__class__.__name__})") from None
     missing = [c for c in ("path", "label", "source", "group", "split") if c not in df.columns]

@@ -158,8 +158,9 @@ def _iter_extracted(
 
     ctx = mp.get_context("spawn")  # mediapipe/torch are not fork-safe
     window = 2 * workers + 2
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(spec,)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(spec,)
+    ) as pool:
         pending: deque = deque()
         for p in paths:
             pending.append(pool.submit(_extract, p, every, frames))
@@ -176,8 +177,14 @@ def _finish(item: dict[str, Any], proba: np.ndarray, predictor, keep_crops: bool
     from unmask.inference.tracking import aggregate_video, assign_tracks
 
     if "error" in item:
-        return FileResult(item["file"], item["kind"], "error", "error",
-                          reason=item["error"], detail=item.get("detail", ""))
+        return FileResult(
+            item["file"],
+            item["kind"],
+            "error",
+            "error",
+            reason=item["error"],
+            detail=item.get("detail", ""),
+        )
     classes = predictor.classes
     thr = float(predictor.threshold)
     faces: list[FaceResult] = []
@@ -185,8 +192,11 @@ def _finish(item: dict[str, Any], proba: np.ndarray, predictor, keep_crops: bool
         pf = float(1.0 - pr[0])
         faces.append(
             FaceResult(
-                frame=f["frame"], face_index=f["face_index"], box=f["box"],
-                det_score=f["det_score"], p_fake=round(pf, 6),
+                frame=f["frame"],
+                face_index=f["face_index"],
+                box=f["box"],
+                det_score=f["det_score"],
+                p_fake=round(pf, 6),
                 probs={c: round(float(p), 6) for c, p in zip(classes, pr, strict=True)},
                 verdict="fake" if pf >= thr else "real",
                 crop=f["crop"] if keep_crops else None,
@@ -204,8 +214,12 @@ def _finish(item: dict[str, Any], proba: np.ndarray, predictor, keep_crops: bool
                 f.track = t
             per_track = aggregate_video(track_ids, [f.p_fake for f in faces], min_frames=2)
             info["tracks"] = [
-                {"track": t, "score": round(s, 6), "frames": track_ids.count(t),
-                 "verdict": "fake" if s >= thr else "real"}
+                {
+                    "track": t,
+                    "score": round(s, 6),
+                    "frames": track_ids.count(t),
+                    "verdict": "fake" if s >= thr else "real",
+                }
                 for t, s in sorted(per_track.items())
             ]
             res.score = round(max(per_track.values()), 6)
@@ -239,12 +253,13 @@ def detect_paths(
         nonlocal ready, n_crops
         crops = [f["crop"] for item in ready for f in item.get("faces", [])]
         lms = [f["landmarks"] for item in ready for f in item.get("faces", [])]
-        proba = (predictor.predict_proba(crops, lms) if crops
-                 else np.zeros((0, len(predictor.classes))))
+        proba = (
+            predictor.predict_proba(crops, lms) if crops else np.zeros((0, len(predictor.classes)))
+        )
         i = 0
         for item in ready:
             n = len(item.get("faces", []))
-            yield _finish(item, proba[i:i + n], predictor, keep_crops)
+            yield _finish(item, proba[i : i + n], predictor, keep_crops)
             i += n
         ready, n_crops = [], 0
 
@@ -257,18 +272,27 @@ def detect_paths(
         yield from flush()
 
 
-def score_image(image: np.ndarray, predictor, cropper, name: str = "upload",
-                keep_crops: bool = False) -> FileResult:
+def score_image(
+    image: np.ndarray, predictor, cropper, name: str = "upload", keep_crops: bool = False
+) -> FileResult:
     """Score one decoded RGB image in memory (the HTTP server's path): same crop and
     model as `detect_paths`, no files involved. `cropper` is a `FaceCropper` built from
     `predictor.spec`, reused across calls."""
     faces = [
-        {"frame": -1, "face_index": i, "box": [int(v) for v in fc.box],
-         "det_score": None if fc.score is None else float(fc.score),
-         "crop": fc.image, "landmarks": fc.landmarks}
+        {
+            "frame": -1,
+            "face_index": i,
+            "box": [int(v) for v in fc.box],
+            "det_score": None if fc.score is None else float(fc.score),
+            "crop": fc.image,
+            "landmarks": fc.landmarks,
+        }
         for i, fc in enumerate(cropper.crop(image))
     ]
     item = {"file": name, "kind": "image", "faces": faces}
-    proba = (predictor.predict_proba([f["crop"] for f in faces], [f["landmarks"] for f in faces])
-             if faces else np.zeros((0, len(predictor.classes))))
+    proba = (
+        predictor.predict_proba([f["crop"] for f in faces], [f["landmarks"] for f in faces])
+        if faces
+        else np.zeros((0, len(predictor.classes)))
+    )
     return _finish(item, proba, predictor, keep_crops)

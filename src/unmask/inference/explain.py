@@ -20,8 +20,7 @@ def cams_for_crops(predictor, crops, landmarks=None, method: str = "gradcam") ->
         lm = predictor.landmarks_tensor(landmarks, len(crops)).to(x.device)
 
         def forward(inp):
-            return model(inp, lm.expand(inp.shape[0], *lm.shape[1:]) if lm.shape[0] == 1
-                         else lm)
+            return model(inp, lm.expand(inp.shape[0], *lm.shape[1:]) if lm.shape[0] == 1 else lm)
 
         if method == "scorecam":
             raise ValueError("scorecam is not supported for landmark models; use gradcam")
@@ -72,8 +71,9 @@ def explain_result(res, predictor, out_dir: Path, method: str = "gradcam") -> li
     written = []
     is_cnn = hasattr(predictor, "model") and hasattr(predictor.model, "gradcam_layers")
     if is_cnn:
-        cams = cams_for_crops(predictor, [f.crop for f in faces],
-                              [f.landmarks for f in faces], method)
+        cams = cams_for_crops(
+            predictor, [f.crop for f in faces], [f.landmarks for f in faces], method
+        )
     for i, f in enumerate(faces):
         suffix = f"-f{f.frame}" if f.frame >= 0 else ""
         suffix += f"-face{f.face_index}-{method if is_cnn else 'spectrum'}"
@@ -82,7 +82,8 @@ def explain_result(res, predictor, out_dir: Path, method: str = "gradcam") -> li
             tiles = [f.crop] + [overlay(f.crop, cams[i, c]) for c in range(cams.shape[1])]
             Image.fromarray(np.concatenate(tiles, axis=1)).save(path)
         else:
-            _spectrum_figure(f.crop, predictor, path,
-                             f"{Path(res.file).name}: P(fake) {f.p_fake:.2f}")
+            _spectrum_figure(
+                f.crop, predictor, path, f"{Path(res.file).name}: P(fake) {f.p_fake:.2f}"
+            )
         written.append(path)
     return written

@@ -95,9 +95,9 @@ def _scorecam_weights(fwd, x, act, target: int, batch: int):
     with torch.no_grad():
         for i in range(n):
             for s in range(0, k, batch):
-                m = maps[i, s:s + batch, None]  # (b, 1, H, W)
-                scores = torch.softmax(fwd(x[i:i + 1] * m), dim=1)[:, target]
-                weights[i, s:s + batch] = scores.cpu()
+                m = maps[i, s : s + batch, None]  # (b, 1, H, W)
+                scores = torch.softmax(fwd(x[i : i + 1] * m), dim=1)[:, target]
+                weights[i, s : s + batch] = scores.cpu()
     return weights.to(act.device)
 
 

@@ -34,8 +34,16 @@ def draw_faces(image: np.ndarray, faces, threshold: float) -> np.ndarray:
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
         ty = max(th + base, y0)
         cv2.rectangle(out, (max(0, x0), ty - th - base), (max(0, x0) + tw, ty), colour, -1)
-        cv2.putText(out, label, (max(0, x0), ty - base), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (255, 255, 255), thick, cv2.LINE_AA)
+        cv2.putText(
+            out,
+            label,
+            (max(0, x0), ty - base),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (255, 255, 255),
+            thick,
+            cv2.LINE_AA,
+        )
     return out
 
 

@@ -20,9 +20,24 @@ def model_summary(predictor, model_dir: Path) -> dict[str, Any]:
 
 
 def face_csv_columns(classes) -> list[str]:
-    return (["file", "kind", "status", "frame", "face_index", "track", "x0", "y0", "x1", "y1",
-             "det_score", "p_fake"] + [f"p_{c}" for c in classes[1:]]
-            + ["verdict", "file_verdict", "reason"])
+    return (
+        [
+            "file",
+            "kind",
+            "status",
+            "frame",
+            "face_index",
+            "track",
+            "x0",
+            "y0",
+            "x1",
+            "y1",
+            "det_score",
+            "p_fake",
+        ]
+        + [f"p_{c}" for c in classes[1:]]
+        + ["verdict", "file_verdict", "reason"]
+    )
 
 
 FACE_CSV_COLUMNS = face_csv_columns
@@ -30,15 +45,30 @@ FACE_CSV_COLUMNS = face_csv_columns
 
 def face_rows(res, classes) -> list[dict[str, Any]]:
     """One CSV row per face; files with no face or an error get one row saying so."""
-    base = {"file": res.file, "kind": res.kind, "status": res.status,
-            "file_verdict": res.verdict, "reason": res.reason}
+    base = {
+        "file": res.file,
+        "kind": res.kind,
+        "status": res.status,
+        "file_verdict": res.verdict,
+        "reason": res.reason,
+    }
     if not res.faces:
         return [base]
     rows = []
     for f in res.faces:
-        row = dict(base, frame=f.frame, face_index=f.face_index, track=f.track,
-                   x0=f.box[0], y0=f.box[1], x1=f.box[2], y1=f.box[3],
-                   det_score=f.det_score, p_fake=f.p_fake, verdict=f.verdict)
+        row = dict(
+            base,
+            frame=f.frame,
+            face_index=f.face_index,
+            track=f.track,
+            x0=f.box[0],
+            y0=f.box[1],
+            x1=f.box[2],
+            y1=f.box[3],
+            det_score=f.det_score,
+            p_fake=f.p_fake,
+            verdict=f.verdict,
+        )
         for c in classes[1:]:
             row[f"p_{c}"] = f.probs.get(c)
         rows.append(row)
@@ -62,7 +92,7 @@ class TableWriter:
         print("-" * len(self.header), file=self.stream)
 
     def _name(self, name: str) -> str:
-        return name if len(name) <= self.fw else "..." + name[-(self.fw - 3):]
+        return name if len(name) <= self.fw else "..." + name[-(self.fw - 3) :]
 
     def write(self, res) -> None:
         name = self._name(res.file)
@@ -81,10 +111,15 @@ class TableWriter:
             print("  ".join(cols), file=self.stream)
         if res.kind == "video" and res.video and res.video.get("tracks"):
             for t in res.video["tracks"]:
-                print(f"{'':<{self.fw}}  video track {t['track']}: mean P(fake) {t['score']:.3f} "
-                      f"over {t['frames']} frame(s) -> {t['verdict']}", file=self.stream)
-            print(f"{'':<{self.fw}}  video verdict: {res.verdict} (score {res.score:.3f})",
-                  file=self.stream)
+                print(
+                    f"{'':<{self.fw}}  video track {t['track']}: mean P(fake) {t['score']:.3f} "
+                    f"over {t['frames']} frame(s) -> {t['verdict']}",
+                    file=self.stream,
+                )
+            print(
+                f"{'':<{self.fw}}  video verdict: {res.verdict} (score {res.score:.3f})",
+                file=self.stream,
+            )
 
 
 class JsonWriter:

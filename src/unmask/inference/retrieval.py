@@ -42,12 +42,16 @@ def embed_rows(predictor, rows, batch_size: int = 64, progress: bool = True) -> 
 
     out = []
     has_lm = "abs_landmarks" in rows.columns
-    for s in tqdm(range(0, len(rows), batch_size), disable=not progress, unit="batch",
-                  desc="embedding"):
-        chunk = rows.iloc[s:s + batch_size]
+    for s in tqdm(
+        range(0, len(rows), batch_size), disable=not progress, unit="batch", desc="embedding"
+    ):
+        chunk = rows.iloc[s : s + batch_size]
         crops = [np.asarray(Image.open(p).convert("RGB")) for p in chunk["abs_path"]]
-        lms = ([np.load(p, allow_pickle=False) if p else None for p in chunk["abs_landmarks"]]
-               if has_lm else None)
+        lms = (
+            [np.load(p, allow_pickle=False) if p else None for p in chunk["abs_landmarks"]]
+            if has_lm
+            else None
+        )
         out.append(predictor.embed(crops, lms))
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
@@ -126,8 +130,9 @@ def knn_vote(neighbour_ids: np.ndarray, items: list[dict], key: str) -> list[str
     return out
 
 
-def contact_sheet(query: np.ndarray, neighbours: list[tuple[np.ndarray, str]], path: Path,
-                  tile: int = 128) -> None:
+def contact_sheet(
+    query: np.ndarray, neighbours: list[tuple[np.ndarray, str]], path: Path, tile: int = 128
+) -> None:
     """Query face first (framed), then each neighbour with its caption, in a PNG."""
     from PIL import Image, ImageDraw
 

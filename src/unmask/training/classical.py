@@ -250,8 +250,12 @@ def train_classical(cfg: TrainConfig, progress: bool = True, jobs: int = 2) -> P
         # Mean training feature per class: `unmask detect --explain` plots a face's spectrum
         # against these (1-D spectra only; 2-D DCT means would bloat model.json).
         "class_profiles": (
-            {c: np.asarray(f_tr)[y_tr == i].mean(axis=0).round(4).tolist()
-             for i, c in enumerate(classes)} if kind == "spectrum" else {}
+            {
+                c: np.asarray(f_tr)[y_tr == i].mean(axis=0).round(4).tolist()
+                for i, c in enumerate(classes)
+            }
+            if kind == "spectrum"
+            else {}
         ),
         "profile_size": size,
         "train_seconds": round(time.time() - t0, 1),
