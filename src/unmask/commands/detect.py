@@ -42,6 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--every", type=int, default=0, help="instead: every Nth frame of videos")
     p.add_argument(
+        "--largest-only",
+        action="store_true",
+        help="score only the largest face of each image/frame (default: every face)",
+    )
+    p.add_argument(
         "--threshold",
         type=float,
         default=None,
@@ -96,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         batch_size=args.batch_size,
         keep_crops=keep,
+        largest_only=args.largest_only,
     )
     bar = tqdm(total=len(files), unit="file", disable=args.quiet or len(files) < 2, file=sys.stderr)
     csv_file = open(args.csv, "w", newline="") if args.csv else None  # noqa: SIM115

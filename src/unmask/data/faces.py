@@ -155,6 +155,45 @@ def _quiet_mediapipe() -> None:
     warnings.filterwarnings("ignore", message=r".*SymbolDatabase\.GetPrototype.*")
 
 
+_SILENCE_LOCK = threading.Lock()
+_silence_depth = 0
+_saved_stderr_fd: int | None = None
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """MediaPipe/TFLite print INFO/WARNING lines from C++ straight to file descriptor 2
+    when graphs are built and first run; Python-level settings cannot stop them. Point fd 2
+    at /dev/null around those calls (reference-counted, so threads nest safely).
+    UNMASK_DEBUG=1 keeps them."""
+    global _silence_depth, _saved_stderr_fd
+    if os.environ.get("UNMASK_DEBUG"):
+        yield
+        return
+    with _SILENCE_LOCK:
+        if _silence_depth == 0:
+            try:
+                import sys
+
+                sys.stderr.flush()
+                _saved_stderr_fd = os.dup(2)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+            except OSError:
+                _saved_stderr_fd = None
+        _silence_depth += 1
+    try:
+        yield
+    finally:
+        with _SILENCE_LOCK:
+            _silence_depth -= 1
+            if _silence_depth == 0 and _saved_stderr_fd is not None:
+                os.dup2(_saved_stderr_fd, 2)
+                os.close(_saved_stderr_fd)
+                _saved_stderr_fd = None
+
+
 class FaceCropper:
     """`FaceCropper(spec).crop(rgb) -> list[FaceCrop]`, largest face first.
 
@@ -195,10 +234,11 @@ class FaceCropper:
             _quiet_mediapipe()
             import mediapipe as mp
 
-            det = mp.solutions.face_detection.FaceDetection(
-                model_selection=model_selection,
-                min_detection_confidence=float(self.spec.min_score),
-            )
+            with _native_stderr_silenced():
+                det = mp.solutions.face_detection.FaceDetection(
+                    model_selection=model_selection,
+                    min_detection_confidence=float(self.spec.min_score),
+                )
             self._detectors[model_selection] = det
         return det
 
@@ -207,12 +247,13 @@ class FaceCropper:
             _quiet_mediapipe()
             import mediapipe as mp
 
-            self._mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=True,
-                max_num_faces=1,
-                refine_landmarks=False,
-                min_detection_confidence=0.5,
-            )
+            with _native_stderr_silenced():
+                self._mesh = mp.solutions.face_mesh.FaceMesh(
+                    static_image_mode=True,
+                    max_num_faces=1,
+                    refine_landmarks=False,
+                    min_detection_confidence=0.5,
+                )
         return self._mesh
 
     def _selfie(self):
@@ -220,7 +261,10 @@ class FaceCropper:
             _quiet_mediapipe()
             import mediapipe as mp
 
-            self._segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+            with _native_stderr_silenced():
+                self._segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(
+                    model_selection=0
+                )
         return self._segmenter
 
     # -- detection
@@ -240,7 +284,8 @@ class FaceCropper:
             else:
                 p, src = 0, image
             sh, sw = src.shape[:2]
-            result = self._detector(model).process(src)
+            with _native_stderr_silenced():
+                result = self._detector(model).process(src)
             found = []
             for det in result.detections or []:
                 score = float(det.score[0]) if det.score else 0.0
@@ -266,7 +311,8 @@ class FaceCropper:
     def landmarks_of(self, crop: np.ndarray) -> np.ndarray | None:
         """(468, 3) float32 face-mesh landmarks of a crop (x, y in [0, 1]) or None."""
         with self._lock:
-            result = self._face_mesh().process(np.ascontiguousarray(crop))
+            with _native_stderr_silenced():
+                result = self._face_mesh().process(np.ascontiguousarray(crop))
         faces = result.multi_face_landmarks
         if not faces:
             return None
@@ -279,7 +325,8 @@ class FaceCropper:
     def remove_background(self, crop: np.ndarray) -> np.ndarray:
         """Background -> mid grey (soft mask from selfie segmentation)."""
         with self._lock:
-            result = self._selfie().process(np.ascontiguousarray(crop))
+            with _native_stderr_silenced():
+                result = self._selfie().process(np.ascontiguousarray(crop))
         mask = result.segmentation_mask
         if mask is None:
             return crop

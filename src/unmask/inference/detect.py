@@ -67,6 +67,15 @@ class FileResult:
         return d
 
 
+def detection_spec(spec: PreprocessSpec, largest_only: bool = False) -> PreprocessSpec:
+    """The model's crop spec, but scoring every face: a training manifest may keep only
+    the largest face per image, a user wants each face judged. Crop geometry (margin,
+    size, alignment, background) is unchanged, so crops still match training."""
+    from dataclasses import replace
+
+    return replace(spec, faces="largest" if largest_only else "all")
+
+
 # ---------------------------------------------------------------- inputs
 
 
@@ -240,12 +249,13 @@ def detect_paths(
     workers: int | None = None,
     batch_size: int = 32,
     keep_crops: bool = False,
+    largest_only: bool = False,
 ) -> Iterator[FileResult]:
     """One FileResult per input file, in input order (folders expanded recursively)."""
     files = list(expand_inputs(paths))
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if len(files) > 4 else 1
-    spec = predictor.spec
+    spec = detection_spec(predictor.spec, largest_only)
     ready: list[dict[str, Any]] = []
     n_crops = 0
 

@@ -102,8 +102,9 @@ class Engine:
         c = getattr(self._local, "cropper", None)
         if c is None:
             from unmask.data.faces import FaceCropper
+            from unmask.inference.detect import detection_spec
 
-            c = self._local.cropper = FaceCropper(self.predictor.spec)
+            c = self._local.cropper = FaceCropper(detection_spec(self.predictor.spec))
         return c
 
     async def run(self, fn, *args, deadline: float):
