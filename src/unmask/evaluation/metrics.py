@@ -187,6 +187,19 @@ def bootstrap_ci(
 
 
 # --- reports --------------------------------------------------------------------------
+def _per_class(prf: dict[str, Any], names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """`per_class_prf` output as {class name: {precision, recall, f1, support}}."""
+    return {
+        name: {
+            "precision": float(prf["precision"][i]),
+            "recall": float(prf["recall"][i]),
+            "f1": float(prf["f1"][i]),
+            "support": int(prf["support"][i]),
+        }
+        for i, name in enumerate(names)
+    }
+
+
 def binary_report(
     y_true: Any,
     y_score: Any,
@@ -227,15 +240,7 @@ def binary_report(
         "tnr": float(prf["recall"][0]) if (y == 0).any() else math.nan,
         "f1": float(prf["f1"][1]),
         "macro_f1": float(np.mean(prf["f1"])),
-        "per_class": {
-            name: {
-                "precision": float(prf["precision"][i]),
-                "recall": float(prf["recall"][i]),
-                "f1": float(prf["f1"][i]),
-                "support": int(prf["support"][i]),
-            }
-            for i, name in enumerate(("real", "fake"))
-        },
+        "per_class": _per_class(prf, ("real", "fake")),
         "auc": auc,
         "auc_ci": list(
             bootstrap_ci(y, s, roc_auc, n_boot=n_boot, seed=seed) if not reason else (math.nan,) * 2
@@ -280,14 +285,8 @@ def multiclass_report(
         "accuracy_ci": list(bootstrap_ci(y, pred, accuracy, n_boot=n_boot, seed=seed)),
         "balanced_accuracy": balanced_accuracy(y, pred, k),
         "per_class": {
-            name: {
-                "precision": float(prf["precision"][i]),
-                "recall": float(prf["recall"][i]),
-                "f1": float(prf["f1"][i]),
-                "support": int(prf["support"][i]),
-                "auc_ovr": aucs[name],
-            }
-            for i, name in enumerate(classes)
+            name: {**row, "auc_ovr": aucs[name]}
+            for name, row in _per_class(prf, classes).items()
         },
         "macro_precision": float(np.mean(prf["precision"])),
         "macro_recall": float(np.mean(prf["recall"])),
