@@ -74,3 +74,12 @@ def test_parse_overrides_types():
     assert parse_overrides(["a.b=1", "c=true", "d=x"]) == {"a": {"b": 1}, "c": True, "d": "x"}
     with pytest.raises(ConfigError):
         parse_overrides(["novalue"])
+
+
+def test_empty_mapping_override_clears(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("detector:\n  name: timm\n  kwargs:\n    backbone: resnet10t\n")
+    cfg = load_config(TrainConfig, f, overrides=["detector.kwargs={}"])
+    assert cfg.detector.kwargs == {}
+    cfg = load_config(TrainConfig, f, overrides=["detector.kwargs.drop_rate=0.1"])
+    assert cfg.detector.kwargs == {"backbone": "resnet10t", "drop_rate": 0.1}

@@ -150,3 +150,10 @@ def test_two_stream_landmark_modes_and_missing_landmarks():
         with torch.no_grad():
             a = m(torch.randn(2, 3, 32, 32), torch.zeros(2, 468, 2))  # 2-D landmarks, missing
         assert a.shape == (2, 2) and torch.isfinite(a).all()
+
+
+def test_timm_shorthand_name():
+    from unmask.detectors import create_detector
+
+    model = create_detector("timm:resnet10t", num_classes=3).eval()
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 3)

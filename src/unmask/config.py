@@ -141,7 +141,8 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in extra.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+        # An explicit empty mapping (`--set detector.kwargs={}`) clears; others merge.
+        if isinstance(v, Mapping) and v and isinstance(out.get(k), Mapping):
             out[k] = _merge(dict(out[k]), v)
         else:
             out[k] = v

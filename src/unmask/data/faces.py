@@ -310,9 +310,8 @@ class FaceCropper:
 
     def landmarks_of(self, crop: np.ndarray) -> np.ndarray | None:
         """(468, 3) float32 face-mesh landmarks of a crop (x, y in [0, 1]) or None."""
-        with self._lock:
-            with _native_stderr_silenced():
-                result = self._face_mesh().process(np.ascontiguousarray(crop))
+        with self._lock, _native_stderr_silenced():
+            result = self._face_mesh().process(np.ascontiguousarray(crop))
         faces = result.multi_face_landmarks
         if not faces:
             return None
@@ -324,9 +323,8 @@ class FaceCropper:
 
     def remove_background(self, crop: np.ndarray) -> np.ndarray:
         """Background -> mid grey (soft mask from selfie segmentation)."""
-        with self._lock:
-            with _native_stderr_silenced():
-                result = self._selfie().process(np.ascontiguousarray(crop))
+        with self._lock, _native_stderr_silenced():
+            result = self._selfie().process(np.ascontiguousarray(crop))
         mask = result.segmentation_mask
         if mask is None:
             return crop

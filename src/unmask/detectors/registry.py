@@ -84,5 +84,9 @@ def detector_info(name: str) -> DetectorInfo:
 
 
 def create_detector(name: str, **kwargs: Any) -> Any:
-    """Build detector `name`: a scikit-learn Pipeline (classical) or an nn.Module (cnn)."""
+    """Build detector `name`: a scikit-learn Pipeline (classical) or an nn.Module (cnn).
+
+    `timm:<model>` is shorthand for `create_detector("timm", backbone="<model>")`."""
+    if name.startswith("timm:"):
+        return detector_info("timm").builder(backbone=name.split(":", 1)[1], **kwargs)
     return detector_info(name).builder(**kwargs)

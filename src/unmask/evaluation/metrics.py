@@ -285,8 +285,7 @@ def multiclass_report(
         "accuracy_ci": list(bootstrap_ci(y, pred, accuracy, n_boot=n_boot, seed=seed)),
         "balanced_accuracy": balanced_accuracy(y, pred, k),
         "per_class": {
-            name: {**row, "auc_ovr": aucs[name]}
-            for name, row in _per_class(prf, classes).items()
+            name: {**row, "auc_ovr": aucs[name]} for name, row in _per_class(prf, classes).items()
         },
         "macro_precision": float(np.mean(prf["precision"])),
         "macro_recall": float(np.mean(prf["recall"])),
