@@ -193,6 +193,8 @@ def evaluate(
     """Score `df` once per perturbation; returns (report dict, {perturbation: (N, C) proba}).
     `feature_cache`: where classical models cache clean-crop features (e.g. the manifest's
     `.cache/features`)."""
+    from unmask.inference.saved_model import detector_label
+
     threshold = float(predictor.threshold)
     classes = tuple(predictor.classes)
     labels = df["label"].to_numpy().astype(str)
@@ -202,7 +204,7 @@ def evaluate(
         crops = load_crops(list(df["abs_path"]), progress)
     report: dict[str, Any] = {
         "model": {
-            "detector": predictor.meta.get("detector"),
+            "detector": detector_label(predictor.meta),
             "classes": list(classes),
             "threshold": threshold,
             "threshold_rule": predictor.meta.get("threshold_rule", ""),

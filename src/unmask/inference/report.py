@@ -8,10 +8,12 @@ from typing import Any, TextIO
 
 
 def model_summary(predictor, model_dir: Path) -> dict[str, Any]:
+    from unmask.inference.saved_model import detector_label
+
     meta = predictor.meta
     return {
         "id": meta.get("id") or Path(model_dir).name,
-        "detector": meta.get("detector"),
+        "detector": detector_label(meta),
         "version": meta.get("unmask_version"),
         "classes": list(predictor.classes),
         "threshold": float(predictor.threshold),

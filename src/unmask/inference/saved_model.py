@@ -73,3 +73,14 @@ def default_model_dir() -> Path:
     from importlib.resources import files
 
     return Path(str(files("unmask") / "assets" / "default_model"))
+
+
+def detector_label(meta: dict[str, Any]) -> str:
+    """A short human name for a model's detector: `dct-ridge`, `timm/resnet10t`.
+    (Classical models store the name as a string, CNNs as {name, kwargs}.)"""
+    det = meta.get("detector")
+    if isinstance(det, dict):
+        name = str(det.get("name", "?"))
+        backbone = (det.get("kwargs") or {}).get("backbone")
+        return f"{name}/{backbone}" if backbone else name
+    return str(det)
