@@ -11,7 +11,8 @@ Modules:
     pipeline    `run_blend`, `run_upsample`, `run_gan`: manifest in -> crops + manifest out.
     common      image/landmark I/O, the output manifest (extra columns `mask`, `synth_params`),
                 contact sheets.
-    experiment  `python -m unmask.synth.experiment`: real fakes vs synthesised fakes for training.
+    (the experiment comparing real and synthesised training fakes lives in
+    experiments/synth_experiment.py)
 
 Labels: blends are `edited`, upsampler reconstructions and GAN samples `gan`. Synthetic rows
 keep their parent's split and group; GAN samples go to the split whose reals trained the GAN

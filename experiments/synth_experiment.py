@@ -1,6 +1,6 @@
 """Do synthesised fakes teach a detector to find real fakes? Re-run with
 
-    .venv/bin/python -m unmask.synth.experiment [--prepared work/prepared] [--skip-train]
+    python experiments/synth_experiment.py [--prepared work/prepared] [--skip-train]
 
 (a) `configs/synth-experiment-a.yaml`: ResNet-18 on the prepared data's reals vs its real fakes.
 (b) `configs/synth-experiment-b.yaml`: the same detector and budget on the same reals vs
@@ -9,7 +9,7 @@
 Both are scored on the prepared TEST split: every real test face against each real-fake
 source of the test split (AUC, and recall of that source / accuracy on reals at the saved
 model's threshold). The table is printed and written to `work/synth/experiment.md`.
-`unmask eval` writes the project's standard report for each model to work/eval/synth-experiment-*.
+`unmask eval` writes the project's standard report for each model to OUT/eval-a and OUT/eval-b.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                     str(model),
                     str(prepared),
                     "-o",
-                    str(Path("work/eval") / f"synth-experiment-{tag}"),
+                    str(out / f"eval-{tag}"),
                     "--quiet",
                 ]
             )
