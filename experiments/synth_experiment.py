@@ -34,18 +34,17 @@ def evaluate(model_dir: Path, prepared: Path) -> dict[str, dict[str, float]]:
     """Per-source scores on the prepared test split: reals vs each fake source."""
     import numpy as np
 
-    from unmask.data.manifest import read_manifest
+    from unmask.data.manifest import load_crop, load_landmarks, read_manifest
     from unmask.evaluation.metrics import roc_auc
     from unmask.inference.predictor import load_predictor, p_fake
-    from unmask.synth.common import load_rgb
 
     pred = load_predictor(model_dir)
     df = read_manifest(prepared, split="test")
     scores = []
     for i in range(0, len(df), 64):
         part = df.iloc[i : i + 64]
-        crops = [load_rgb(p) for p in part["abs_path"]]
-        lms = [np.load(p, allow_pickle=False) if p else None for p in part["abs_landmarks"]]
+        crops = [load_crop(p) for p in part["abs_path"]]
+        lms = [load_landmarks(p) for p in part["abs_landmarks"]]
         scores.append(p_fake(pred.predict_proba(crops, lms)))
     df["score"] = np.concatenate(scores)
     real = df[df["label"] == "real"]

@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import numpy as np
-    from PIL import Image
 
+    from unmask.data.manifest import load_crop
     from unmask.errors import UnmaskError
     from unmask.inference.predictor import load_predictor
     from unmask.inference.retrieval import contact_sheet, embed_rows, knn_vote, load_index
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         it = idx.items[int(i)]
         print(f"{r:>4}  {s:>10.3f}  {it['label']:<7} {it['source']:<18} {it['path']}")
         if args.sheet:
-            img = np.asarray(Image.open(it["path"]).convert("RGB"))
+            img = load_crop(it["path"])
             neighbours.append((img, f"{it['label']} {s:.2f}\n{it['source']}"))
     if args.sheet:
         contact_sheet(face.crop, neighbours, Path(args.sheet))

@@ -83,3 +83,36 @@ def read_manifest(path: str | Path, split: str | None = None):
     if "landmarks" in df.columns:
         df["abs_landmarks"] = [str(root / q) if q else "" for q in df["landmarks"]]
     return df
+
+
+def load_crop(path: str | Path):
+    """A crop written by `unmask prepare`/`synth` (PNG) -> RGB uint8 array.
+    Raises BadInputError (`missing`, `corrupt`) so batch jobs can record and go on."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    from unmask.errors import BadInputError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except FileNotFoundError:
+        raise BadInputError(path, "missing") from None
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise BadInputError(path, "corrupt", exc.__class__.__name__) from None
+
+
+def load_landmarks(path: str | Path | None):
+    """A crop's face-mesh landmarks ((468, 2|3) float32, crop coords / crop size), or None
+    when there are none or the file is unusable. Never unpickles."""
+    import numpy as np
+
+    if not path:
+        return None
+    try:
+        lm = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if lm.ndim != 2 or lm.shape[0] != 468 or lm.shape[1] not in (2, 3):
+        return None
+    return lm.astype(np.float32)

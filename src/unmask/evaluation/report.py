@@ -72,13 +72,12 @@ def load_crops(paths: Sequence[str], progress: bool = True) -> list[np.ndarray]:
 def _landmarks(df: Any) -> list[np.ndarray | None] | None:
     if "abs_landmarks" not in df.columns or not any(df["landmarks"]):
         return None
-    out: list[np.ndarray | None] = []
-    for rel, p in zip(df["landmarks"], df["abs_landmarks"], strict=True):
-        try:
-            out.append(np.load(p, allow_pickle=False) if rel else None)
-        except (OSError, ValueError):
-            out.append(None)
-    return out
+    from unmask.data.manifest import load_landmarks
+
+    return [
+        load_landmarks(p) if rel else None
+        for rel, p in zip(df["landmarks"], df["abs_landmarks"], strict=True)
+    ]
 
 
 def score_rows(

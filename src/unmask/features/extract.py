@@ -30,17 +30,10 @@ def cache_key(path: str | Path, kind: str, size: int) -> str:
 
 
 def load_rgb(path: str | Path) -> np.ndarray:
-    """An image file -> RGB uint8 (via `unmask.data.imageio` when available)."""
-    try:
-        from unmask.data.imageio import load_image
-    except ImportError:  # pragma: no cover - data pipeline not installed
-        load_image = None
-    if load_image is not None:
-        return load_image(path)
-    from PIL import Image
+    """A crop file -> RGB uint8 (see `unmask.data.manifest.load_crop`)."""
+    from unmask.data.manifest import load_crop
 
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    return load_crop(path)
 
 
 def _one(args: tuple[str, str, int, str | None]) -> np.ndarray:

@@ -37,8 +37,9 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 
 def embed_rows(predictor, rows, batch_size: int = 64, progress: bool = True) -> np.ndarray:
     """Embeddings of manifest rows (DataFrame with abs_path / abs_landmarks), batched."""
-    from PIL import Image
     from tqdm import tqdm
+
+    from unmask.data.manifest import load_crop, load_landmarks
 
     out = []
     has_lm = "abs_landmarks" in rows.columns
@@ -46,12 +47,8 @@ def embed_rows(predictor, rows, batch_size: int = 64, progress: bool = True) -> 
         range(0, len(rows), batch_size), disable=not progress, unit="batch", desc="embedding"
     ):
         chunk = rows.iloc[s : s + batch_size]
-        crops = [np.asarray(Image.open(p).convert("RGB")) for p in chunk["abs_path"]]
-        lms = (
-            [np.load(p, allow_pickle=False) if p else None for p in chunk["abs_landmarks"]]
-            if has_lm
-            else None
-        )
+        crops = [load_crop(p) for p in chunk["abs_path"]]
+        lms = [load_landmarks(p) for p in chunk["abs_landmarks"]] if has_lm else None
         out.append(predictor.embed(crops, lms))
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 

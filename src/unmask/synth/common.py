@@ -34,14 +34,10 @@ def row_rng(seed: int, *keys: int) -> np.random.Generator:
 
 
 def load_rgb(path: str | Path) -> np.ndarray:
-    """RGB uint8 (H, W, 3); raises UnmaskError for unreadable files."""
-    from PIL import Image, UnidentifiedImageError
+    """RGB uint8 (H, W, 3); raises an UnmaskError (BadInputError) for unreadable files."""
+    from unmask.data.manifest import load_crop
 
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise UnmaskError(f"{path}: cannot read image ({exc.__class__.__name__})") from None
+    return load_crop(path)
 
 
 def save_png(path: str | Path, array: np.ndarray) -> None:

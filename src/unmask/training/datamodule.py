@@ -18,7 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from unmask.errors import BadInputError, UnmaskError
+# Crop/landmark readers are shared with eval, retrieval and synth (unmask.data.manifest).
+from unmask.data.manifest import load_crop
+from unmask.data.manifest import load_landmarks as load_landmarks_file
+from unmask.errors import UnmaskError
 from unmask.labels import classes_for, label_to_index
 from unmask.training.augment import (
     augment_crop,
@@ -56,30 +59,6 @@ def manifest_dir(cfg: TrainConfig) -> Path:
     from unmask.data.manifest import manifest_path
 
     return manifest_path(cfg.data.manifest).parent
-
-
-def load_crop(path: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError:
-        raise BadInputError(path, "missing") from None
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise BadInputError(path, "corrupt", exc.__class__.__name__) from None
-
-
-def load_landmarks_file(path: str) -> np.ndarray | None:
-    if not path:
-        return None
-    try:
-        lm = np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    if lm.ndim != 2 or lm.shape[0] != 468 or lm.shape[1] not in (2, 3):
-        return None
-    return lm.astype(np.float32)
 
 
 class FaceDataset(Dataset):
