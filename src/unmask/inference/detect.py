@@ -261,25 +261,52 @@ def detect_paths(
 
     def flush() -> Iterator[FileResult]:
         nonlocal ready, n_crops
-        crops = [f["crop"] for item in ready for f in item.get("faces", [])]
-        lms = [f["landmarks"] for item in ready for f in item.get("faces", [])]
-        proba = (
-            predictor.predict_proba(crops, lms) if crops else np.zeros((0, len(predictor.classes)))
-        )
-        i = 0
-        for item in ready:
-            n = len(item.get("faces", []))
-            yield _finish(item, proba[i : i + n], predictor, keep_crops)
-            i += n
+        yield from score_extracted(ready, predictor, keep_crops)
         ready, n_crops = [], 0
 
-    for item in _iter_extracted(files, spec, every, frames, workers):
+    for k, item in enumerate(_iter_extracted(files, spec, every, frames, workers)):
         ready.append(item)
         n_crops += len(item.get("faces", []))
-        if n_crops >= batch_size:
+        # Batches never straddle a block of `batch_size` files: the Ray engine scores whole
+        # blocks, so both engines feed the model the same batches (bit-identical scores).
+        if n_crops >= batch_size or (k + 1) % batch_size == 0:
             yield from flush()
     if ready:
         yield from flush()
+
+
+def score_block(
+    items: Sequence[dict[str, Any]], predictor, batch_size: int, keep_crops: bool = False
+) -> list[FileResult]:
+    """Stage 2 on one block of consecutive stage-1 items (at most `batch_size` files), batched
+    exactly as `detect_paths` batches them: the Ray engine's model actors call this."""
+    out: list[FileResult] = []
+    ready: list[dict[str, Any]] = []
+    n_crops = 0
+    for item in items:
+        ready.append(item)
+        n_crops += len(item.get("faces", []))
+        if n_crops >= batch_size:
+            out += score_extracted(ready, predictor, keep_crops)
+            ready, n_crops = [], 0
+    if ready:
+        out += score_extracted(ready, predictor, keep_crops)
+    return out
+
+
+def score_extracted(
+    items: Sequence[dict[str, Any]], predictor, keep_crops: bool = False
+) -> list[FileResult]:
+    """Stage 2 (any engine): one model call for all faces of `items`, one FileResult each."""
+    crops = [f["crop"] for item in items for f in item.get("faces", [])]
+    lms = [f["landmarks"] for item in items for f in item.get("faces", [])]
+    proba = predictor.predict_proba(crops, lms) if crops else np.zeros((0, len(predictor.classes)))
+    out, i = [], 0
+    for item in items:
+        n = len(item.get("faces", []))
+        out.append(_finish(item, proba[i : i + n], predictor, keep_crops))
+        i += n
+    return out
 
 
 def score_image(
