@@ -16,6 +16,13 @@ pytestmark = pytest.mark.shared_data
 PER_GROUP = 10  # images per (source, label): small enough for CI, enough to train on
 
 
+def _picked(prepared: Path) -> list[dict[str, str]]:
+    """The rows the fixture picked (subset.csv beside the prepared folder): expected counts
+    derive from these, so the tests follow ../shared/data as it grows."""
+    with open(prepared.parent / "subset.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 @pytest.fixture(scope="module")
 def prepared(shared_data, tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("e2e")
@@ -70,8 +77,11 @@ def test_prepare_accounts_for_every_input_and_keeps_videos_together(prepared):
 
     df = pd.read_csv(prepared / "manifest.csv", keep_default_na=False)
     rejected = pd.read_csv(prepared / "rejected.csv", keep_default_na=False)
-    n_inputs = 5 * PER_GROUP + 2  # 4 sources x labels = 5 (source, label) pairs + 2 videos
-    assert df["original"].nunique() + rejected["file"].nunique() == n_inputs
+    picked = _picked(prepared)
+    n_pairs = len({(r["source"], r["label"]) for r in picked if r["source"] != "faceforensics"})
+    assert len(picked) == n_pairs * PER_GROUP + 2  # PER_GROUP per (source, label) + 2 videos
+    assert df["original"].nunique() + rejected["file"].nunique() == len(picked)
+    assert set(df["original"]) | set(rejected["file"]) == {r["path"] for r in picked}
     ff = df[df["source"] == "faceforensics"]
     assert ff["split"].nunique() == 1  # 519 and 519_515 share a group, hence a split
     assert set(df["split"]) == {"train", "val", "test"}
@@ -124,13 +134,8 @@ def test_train_eval_detect(prepared, tmp_path, config, sets, capsys):
     )
     report = json.loads((out / "report.json").read_text())
     per_source = report["perturbations"]["none"]["per_source"]
-    assert set(per_source) <= {
-        "celeba_gan",
-        "faceforensics",
-        "generated_photos",
-        "web_photos",
-        "yonsei",
-    }
+    test_sources = set(_test_sources(prepared))
+    assert test_sources and set(per_source) == test_sources
     assert (out / "roc.png").is_file()
 
     capsys.readouterr()
@@ -138,6 +143,17 @@ def test_train_eval_detect(prepared, tmp_path, config, sets, capsys):
     assert main(["detect", "--json", "-q", "--model", str(model), str(face)]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["results"][0]["status"] == "ok"
+
+
+def _test_sources(prepared: Path) -> list[str]:
+    """Sources with rows in the test split: the ones eval must report."""
+    import pandas as pd
+
+    df = pd.read_csv(prepared / "manifest.csv", keep_default_na=False)
+    picked = {r["source"] for r in _picked(prepared)}
+    sources = sorted(set(df.loc[df["split"] == "test", "source"]))
+    assert set(sources) <= picked
+    return sources
 
 
 def test_index_and_similar_return_the_query_first(prepared, tmp_path, capsys):
