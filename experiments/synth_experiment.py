@@ -35,7 +35,7 @@ def evaluate(model_dir: Path, prepared: Path) -> dict[str, dict[str, float]]:
     import numpy as np
 
     from unmask.data.manifest import load_crop, load_landmarks, read_manifest
-    from unmask.evaluation.metrics import roc_auc
+    from unmask.metrics import roc_auc
     from unmask.inference.predictor import load_predictor, p_fake
 
     pred = load_predictor(model_dir)

@@ -114,9 +114,9 @@ def test_pipeline_end_to_end_on_images(rng):
 @pytest.mark.parametrize("name", CLASSICAL)
 def test_train_save_reload_identical(synth_manifest, tmp_path, name):
     from unmask.data.manifest import read_manifest
-    from unmask.detectors.classical import ClassicalPredictor
-    from unmask.evaluation.metrics import roc_auc
+    from unmask.inference.classical_predictor import ClassicalPredictor
     from unmask.inference.predictor import Predictor, load_predictor, p_fake
+    from unmask.metrics import roc_auc
     from unmask.training.classical import train_classical
 
     out = train_classical(_cfg(synth_manifest, name, tmp_path / name), progress=False)

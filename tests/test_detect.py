@@ -14,7 +14,17 @@ from unmask.cli import main
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "examples" / "astronaut.jpg"
 
-FACE_KEYS = {"frame", "face_index", "box", "det_score", "p_fake", "probs", "verdict", "track"}
+FACE_KEYS = {
+    "frame",
+    "face_index",
+    "box",
+    "det_score",
+    "p_fake",
+    "probs",
+    "verdict",
+    "track",
+    "driver",
+}
 FILE_KEYS = {"file", "kind", "status", "verdict", "score", "faces", "reason", "detail", "video"}
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from unmask.evaluation import metrics as M
+from unmask import metrics as M
 
 Y = np.array([0, 0, 1, 1, 0, 1, 1, 0, 1, 0, 1, 1])
 S = np.array([0.1, 0.4, 0.35, 0.8, 0.4, 0.9, 0.4, 0.05, 0.6, 0.7, 0.2, 0.4])

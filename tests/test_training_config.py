@@ -79,15 +79,42 @@ def test_lr_schedules():
     assert warm(0) < warm(1) < warm(2) == 1.0
 
 
-def test_threshold_youden():
+def test_threshold_youden_is_the_one_rule():
     import numpy as np
 
-    from unmask.training.engine import choose_threshold
+    from unmask import metrics
+    from unmask.training import classical, engine
 
     score = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.9])
     y = np.array([0, 0, 0, 1, 1, 1])
-    t, at = choose_threshold(score, y)
-    assert 0.3 < t <= 0.6 and at["balanced_acc"] == 1.0
+    t, rule = metrics.best_threshold(y, score)
+    assert 0.3 < t <= 0.6 and rule == metrics.THRESHOLD_RULE
+    # training has no threshold rule of its own
+    assert not hasattr(engine, "choose_threshold") and not hasattr(classical, "choose_threshold")
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("output=", "output"),
+        ("output=.", "output"),
+        ("output=[a,b]", "output: expected str"),
+        ("data.input_size=-3", "input_size"),
+        ("data.batch_size=0", "batch_size"),
+        ("data.max_per_class=-1", "max_per_class"),
+        ("data.sources={a: 1}", "expected a list"),
+        ("classical.feature_size=60000", "feature_size"),
+        ("augment.jpeg_quality=[90,10]", "jpeg_quality"),
+        ("optim.lr=-1", "lr"),
+    ],
+)
+def test_set_values_are_validated(override, match):
+    from unmask.config import load_config
+    from unmask.errors import ConfigError
+    from unmask.training.config import TrainConfig
+
+    with pytest.raises(ConfigError, match=match):
+        load_config(TrainConfig, None, [override])
 
 
 def test_class_weights():

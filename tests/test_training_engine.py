@@ -117,18 +117,21 @@ def test_train_save_reload_identical_predictions(tiny, tmp_path):
 
     from unmask.inference.predictor import Predictor, load_predictor
     from unmask.inference.saved_model import read_model_json
-    from unmask.training.engine import DetectorModule
+    from unmask.training.engine import DetectorModule, detector_spec
     from unmask.training.run import train
 
-    out = train(_cfg(tiny, tmp_path / "m"))
+    cfg = _cfg(tiny, tmp_path / "m")
+    out = train(cfg)
     assert out == tmp_path / "m"
     meta = read_model_json(out)
     assert meta["kind"] == "torch" and meta["detector"]["name"] == "resnet18"
     assert meta["classes"] == ["real", "fake"]
     assert meta["input"]["size"] == 32 and len(meta["input"]["mean"]) == 3
     assert meta["preprocess"]["crop_size"] == 256  # default spec: no prepare.json
-    assert 0.0 <= meta["threshold"] <= 1.0 and meta["threshold_rule"] == "youden_j_val"
-    assert meta["config"]["data"]["input_size"] == 32
+    from unmask.metrics import THRESHOLD_RULE
+
+    assert 0.0 <= meta["threshold"] <= 1.0 and meta["threshold_rule"] == THRESHOLD_RULE
+    assert meta["training"]["config"]["data"]["input_size"] == 32
     assert meta["metrics"]["val"]["n"] == 8
     assert (out / "weights.safetensors").is_file()
     assert list((out / "checkpoints").glob("*.ckpt"))
@@ -145,7 +148,7 @@ def test_train_save_reload_identical_predictions(tiny, tmp_path):
     # ... equal to the best Lightning checkpoint's on the same preprocessing
     ckpt = next((out / "checkpoints").glob("best-*.ckpt"))
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    module = DetectorModule(**state["hyper_parameters"])
+    module = DetectorModule(cfg, detector_spec(cfg))
     module.load_state_dict(state["state_dict"])
     with torch.no_grad():
         ref = torch.softmax(module.eval()(pred.preprocess(crops)), 1).numpy()
@@ -210,7 +213,7 @@ def test_unmask_train_cli_ddp_two_cpu_processes(tiny, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "saved model" in r.stdout
     meta = json.loads((out / "model.json").read_text())
-    assert meta["config"]["trainer"]["strategy"] == "ddp"
+    assert meta["training"]["config"]["trainer"]["strategy"] == "ddp"
     assert "distributed_backend=gloo" in r.stderr or "MEMBER: 2/2" in r.stderr + r.stdout
 
 

@@ -33,8 +33,14 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Convert a YAML/CLI value to the annotated type, or raise ConfigError."""
+def _short(value: Any, limit: int = 60) -> str:
+    """repr() cut to one short line, so a hostile value never floods an error message."""
+    r = repr(value)
+    return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
+def _coerce(value: Any, tp: Any, where: str, strict: bool = False) -> Any:
+    """Convert a YAML/CLI/JSON value to the annotated type, or raise ConfigError."""
     tp, optional = _unwrap_optional(tp)
     if value is None:
         if optional:
@@ -43,12 +49,14 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping of {tp.__name__} fields")
-        return from_dict(tp, value, prefix=f"{where}.")
+        return from_dict(tp, value, prefix=f"{where}.", strict=strict)
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
-            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+            raise ConfigError(
+                f"{where}: {_short(value)} is not one of {', '.join(map(repr, allowed))}"
+            )
         return value
     if origin in (tuple, list):
         if isinstance(value, str):
@@ -57,7 +65,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a list")
         args = typing.get_args(tp)
         inner = args[0] if args else Any
-        items = [_coerce(v, inner, f"{where}[]") for v in value]
+        if isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a list, got a mapping")
+        items = [_coerce(v, inner, f"{where}[]", strict) for v in value]
         return tuple(items) if origin is tuple else items
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
@@ -72,31 +82,42 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return True
         if isinstance(value, str) and value.lower() in ("false", "no", "0", "off"):
             return False
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        raise ConfigError(f"{where}: expected true/false, got {_short(value)}")
     if tp in (int, float, str):
+        # Only scalars: str([...]) would silently turn a list into a folder name, and
+        # bool is an int in Python but never a size.
+        if isinstance(value, (Mapping, list, tuple, set)) or (
+            isinstance(value, bool) and tp is not str
+        ):
+            raise ConfigError(f"{where}: expected {tp.__name__}, got {_short(value)}")
         try:
             if tp is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError
             return tp(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from None
+            raise ConfigError(f"{where}: expected {tp.__name__}, got {_short(value)}") from None
     return value
 
 
-def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
-    """Build dataclass `cls` from a mapping; unknown keys raise with the valid keys listed."""
+def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "", strict: bool = False) -> T:
+    """Build dataclass `cls` from a mapping; unknown keys raise with the valid keys listed.
+    `strict` (saved models): every field must be present too, at every level."""
     types_ = _field_types(cls)
-    unknown = sorted(set(data) - set(types_))
+    unknown = sorted(set(data) - set(types_), key=str)
     if unknown:
         raise ConfigError(
-            f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; "
+            f"unknown config key(s) {', '.join(prefix + str(k) for k in unknown)[:200]}; "
             f"valid keys{' under ' + prefix.rstrip('.') if prefix else ''}: {', '.join(sorted(types_))}"
         )
-    kwargs = {k: _coerce(v, types_[k], prefix + k) for k, v in data.items()}
+    if strict:
+        missing = [k for k in types_ if k not in data]
+        if missing:
+            raise ConfigError(f"missing key(s) {', '.join(prefix + k for k in missing)}")
+    kwargs = {k: _coerce(v, types_[k], prefix + k, strict) for k, v in data.items()}
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{cls.__name__}: {exc}") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {exc}") from None
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

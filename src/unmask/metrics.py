@@ -4,7 +4,8 @@ Binary convention: y_true 1 = fake (positive), 0 = real; y_score = P(fake) (high
 fake); the verdict is fake when score >= threshold. Multi-class: integer labels 0..K-1 and
 an (N, K) probability matrix.
 
-Undefined values never crash: a metric that needs both classes returns NaN, and the
+Lives below training and evaluation (both import it): `best_threshold` is the one threshold
+rule for every model. Undefined values never crash: a metric that needs both classes returns NaN, and the
 `*_report` functions say why in `notes`. NaN or infinite scores are a bug upstream and raise
 `ValueError` with the count and the first index.
 """
@@ -296,8 +297,12 @@ def multiclass_report(
     }
 
 
+THRESHOLD_RULE = "youden_j_val: maximise balanced accuracy (Youden's J) on the validation split"
+
+
 def best_threshold(y_true: Any, y_score: Any) -> tuple[float, str]:
-    """The threshold maximising balanced accuracy (= Youden's J / 2 + 1/2) on (y, s).
+    """THE threshold rule of the project (CNN, classical and composite models alike): the
+    threshold maximising balanced accuracy (= Youden's J / 2 + 1/2) on validation (y, s).
 
     Candidates are the midpoints between consecutive distinct scores (plus just below the
     lowest and above the highest), so the verdict `s >= t` is stable under tiny score
@@ -313,4 +318,4 @@ def best_threshold(y_true: Any, y_score: Any) -> tuple[float, str]:
         ba = balanced_accuracy(y, (s >= t).astype(np.int64), 2)
         if ba > best + 1e-12 or (abs(ba - best) <= 1e-12 and abs(t - 0.5) < abs(best_t - 0.5)):
             best, best_t = ba, float(t)
-    return best_t, "maximise balanced accuracy (Youden's J) on the validation split"
+    return best_t, THRESHOLD_RULE

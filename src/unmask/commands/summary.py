@@ -33,32 +33,30 @@ def run(args: argparse.Namespace) -> int:
 
     target = Path(args.target)
     if target.is_dir():
-        from unmask.detectors.cnn import build_cnn
-        from unmask.inference.saved_model import read_model_json
+        from unmask.inference.predictor import load_predictor
 
-        meta = read_model_json(target)
-        if meta.get("kind") != "torch":
+        pred = load_predictor(target)  # the one strict reader; refuses hostile folders
+        if pred.saved.kind != "torch":
             raise UnmaskError(
-                f"{target}: summary describes CNN models (kind torch), not {meta.get('kind')!r}"
+                f"{target}: summary describes CNN models (kind torch), not {pred.saved.kind!r}"
             )
-        det = meta["detector"]
-        model = build_cnn(det["name"], num_classes=len(meta["classes"]), **det.get("kwargs", {}))
-        size = int(meta.get("input", {}).get("size", 224))
-        name = det["name"]
+        model, size, name = pred.model, pred.input_size, pred.saved.label
+        needs_lm = pred.needs.landmarks
     elif target.is_file():
         from unmask.config import load_config
-        from unmask.detectors.cnn import build_cnn
         from unmask.training.config import TrainConfig
         from unmask.training.engine import detector_spec
 
         cfg = load_config(TrainConfig, target, overrides=args.overrides)
-        name, kwargs = detector_spec(cfg)
-        model = build_cnn(name, num_classes=cfg.data.num_classes, **kwargs)
-        size = cfg.data.input_size
+        spec = detector_spec(cfg)
+        model = spec.build(cfg.data.num_classes)
+        size, name, needs_lm = cfg.data.input_size, spec.name, spec.info.needs_landmarks
     else:
         raise UnmaskError(f"not found: {target}")
     from unmask.training.summary import format_summary, summarize
 
-    s = summarize(model, input_size=args.input_size or size, depth=args.depth, name=name)
+    s = summarize(
+        model, args.input_size or size, depth=args.depth, name=name, needs_landmarks=needs_lm
+    )
     print(json.dumps(s.to_dict(), indent=2) if args.json else format_summary(s))
     return 0

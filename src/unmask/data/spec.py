@@ -8,6 +8,7 @@ crop faces exactly as the training data was cropped.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 
@@ -29,3 +30,31 @@ class PreprocessSpec:
             raise ValueError(f"crop_size must be in [16, 2048], got {self.crop_size}")
         if not 0.0 <= self.min_score <= 1.0:
             raise ValueError(f"min_score must be in [0, 1], got {self.min_score}")
+
+
+def read_prepare_spec(manifest: str | Path) -> tuple[PreprocessSpec, str | None]:
+    """The one reader of `prepare.json` (next to a manifest): the PreprocessSpec the crops
+    were made with, strictly parsed; the default spec plus a note when the file is absent."""
+    import json
+
+    from unmask.config import from_dict
+    from unmask.data.manifest import SPEC_NAME, manifest_path
+    from unmask.errors import ConfigError, UnmaskError
+
+    p = manifest_path(manifest).parent / SPEC_NAME
+    if not p.is_file():
+        return PreprocessSpec(), f"{SPEC_NAME} not found next to the manifest; default spec"
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UnmaskError(f"{p}: not valid JSON") from None
+    if not isinstance(data, dict):
+        raise UnmaskError(f"{p}: expected a JSON object")
+    # `unmask prepare` writes {"preprocess": {...}, ...}; older/synthetic ones the bare spec
+    spec = next((data[k] for k in ("preprocess", "spec") if isinstance(data.get(k), dict)), None)
+    if spec is None:
+        spec = {k: v for k, v in data.items() if k in PreprocessSpec.__dataclass_fields__}
+    try:
+        return from_dict(PreprocessSpec, spec), None
+    except ConfigError as exc:
+        raise UnmaskError(f"{p}: {exc}") from None

@@ -12,26 +12,22 @@ works directly. Training (`unmask.training.classical`) fits `pipe[1:]` on cached
 
 Classifiers without probabilities (ridge, SVM) are wrapped after the hyper-parameter search
 in `CalibratedClassifierCV(FrozenEstimator(clf), method="sigmoid")` fitted on the validation
-split (Platt scaling). Saving exports every fitted array to `weights.safetensors` and the
-structure to `model.json` ("head"); `ClassicalPredictor` rebuilds the scores with NumPy
-alone, so loading a model runs no code (no pickle/joblib).
+split (Platt scaling). `export_arrays` turns a fitted pipeline into plain arrays + a head
+description; `ArrayModel` rebuilds the scores from them with NumPy alone (training writes
+them to `weights.safetensors`/`model.json`, `unmask.inference.classical_predictor` reads
+them back), so loading a model runs no code (no pickle/joblib). No file I/O lives here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from unmask.data.spec import PreprocessSpec
 from unmask.detectors.registry import register_detector
 from unmask.errors import UnmaskError
 from unmask.features.frequency import CoefficientStandardizer, batch_features, feature_dim
-from unmask.inference.saved_model import WEIGHTS_FILE, write_model_json
 
 # Default hyper-parameter grids, searched on the validation split (see training.classical).
 DEFAULT_GRIDS: dict[str, dict[str, list[float]]] = {
@@ -174,7 +170,7 @@ def _export_base(clf: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     if isinstance(clf, (LogisticRegression, RidgeClassifier)):
         arrays["clf.coef"] = np.atleast_2d(clf.coef_).astype(np.float64)
         arrays["clf.intercept"] = np.atleast_1d(clf.intercept_).astype(np.float64)
-        return {"type": "linear", "classifier": type(clf).__name__}
+        return {"type": "linear", "classifier": type(clf).__name__, "kernel": "", "n_estimators": 0}
     svcs = clf.estimators_ if isinstance(clf, OneVsRestClassifier) else [clf]
     if all(isinstance(s, SVC) for s in svcs):
         for k, s in enumerate(svcs):
@@ -182,7 +178,12 @@ def _export_base(clf: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
             arrays[f"clf.{k}.dual_coef"] = np.asarray(s.dual_coef_, np.float64)
             arrays[f"clf.{k}.intercept"] = np.asarray(s.intercept_, np.float64)
             arrays[f"clf.{k}.gamma"] = np.asarray([s._gamma], np.float64)
-        return {"type": "svm", "kernel": svcs[0].kernel, "n_estimators": len(svcs)}
+        return {
+            "type": "svm",
+            "classifier": "SVC",
+            "kernel": svcs[0].kernel,
+            "n_estimators": len(svcs),
+        }
     raise TypeError(f"cannot export classifier {type(clf).__name__}")
 
 
@@ -218,10 +219,47 @@ def _expit(x: np.ndarray) -> np.ndarray:
     return expit(x)
 
 
+def check_arrays(arrays: dict[str, np.ndarray], head: dict[str, Any]) -> None:
+    """Every array `ArrayModel` reads exists, is finite and has a consistent shape
+    (ValueError otherwise), so a damaged weights file fails before scoring."""
+    k = len(head["classes"])
+
+    def get(name: str, ndim: int) -> np.ndarray:
+        a = arrays.get(name)
+        if a is None:
+            raise ValueError(f"weights lack {name!r}")
+        if a.ndim != ndim or not np.isfinite(a).all():
+            raise ValueError(f"{name!r}: expected finite {ndim}-D array, got shape {a.shape}")
+        return a
+
+    d = get("scale.mean", 1).shape[0]
+    if get("scale.scale", 1).shape != (d,) or not (arrays["scale.scale"] > 0).all():
+        raise ValueError("'scale.scale' must be positive and as wide as 'scale.mean'")
+    outs = 1 if k == 2 else k
+    if head["type"] == "linear":
+        if get("clf.coef", 2).shape != (outs, d) or get("clf.intercept", 1).shape != (outs,):
+            raise ValueError("linear head arrays do not fit the features")
+    else:
+        n = int(head["n_estimators"])
+        if n != outs:
+            raise ValueError(f"svm head needs {outs} estimators, has {n}")
+        for i in range(n):
+            sv = get(f"clf.{i}.support_vectors", 2)
+            if sv.shape[1] != d or get(f"clf.{i}.dual_coef", 2).shape != (1, sv.shape[0]):
+                raise ValueError(f"svm estimator {i}: arrays do not fit the features")
+            if get(f"clf.{i}.intercept", 1).shape != (1,) or get(f"clf.{i}.gamma", 1).shape != (1,):
+                raise ValueError(f"svm estimator {i}: bad intercept/gamma")
+    if head["link"] == "sigmoid-calibrated" and (
+        get("cal.a", 1).shape != (outs,) or get("cal.b", 1).shape != (outs,)
+    ):
+        raise ValueError("calibration arrays do not fit the head")
+
+
 class ArrayModel:
     """Standardise -> decision -> probabilities, from exported arrays (NumPy only)."""
 
     def __init__(self, arrays: dict[str, np.ndarray], head: dict[str, Any]) -> None:
+        check_arrays(arrays, head)
         self.arrays = arrays
         self.head = head
         self.mean = arrays["scale.mean"]
@@ -279,82 +317,3 @@ class ArrayModel:
 
     def predict_proba_features(self, feats: np.ndarray) -> np.ndarray:
         return self.predict_proba_standardized(self.standardize(feats))
-
-
-# --- saving and loading ----------------------------------------------------------------
-def save_classical(pipe: Any, model_dir: str | Path, meta: dict[str, Any]) -> Path:
-    """Write `weights.safetensors` (every fitted array) and `model.json` (meta + head +
-    input spec). `meta` needs detector, classes, preprocess; returns the folder."""
-    from safetensors.numpy import save_file
-
-    d = Path(model_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    arrays, head = export_arrays(pipe)
-    feats = pipe.named_steps["features"]
-    full = {
-        "kind": "classical",
-        **meta,
-        "input": {
-            "features": feats.kind,
-            "feature_size": int(feats.size),
-            "grayscale": "ITU-R BT.601 luma",
-            "resize": "bilinear to feature_size x feature_size",
-        },
-        "head": head,
-    }
-    save_file(arrays, str(d / WEIGHTS_FILE))
-    write_model_json(d, full)
-    return d
-
-
-def _spec_from(meta_pre: dict[str, Any]) -> PreprocessSpec:
-    names = {f.name for f in fields(PreprocessSpec)}
-    return PreprocessSpec(**{k: v for k, v in (meta_pre or {}).items() if k in names})
-
-
-class ClassicalPredictor:
-    """`Predictor` for kind "classical" models: crops -> features -> probabilities."""
-
-    def __init__(self, model_dir: str | Path, meta: dict[str, Any]) -> None:
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-
-        self.model_dir = Path(model_dir)
-        self.meta = meta
-        self.classes = tuple(meta["classes"])
-        self.spec = _spec_from(meta.get("preprocess", {}))
-        self.threshold = float(meta.get("threshold", 0.5))
-        wpath = self.model_dir / WEIGHTS_FILE
-        if not wpath.is_file():
-            raise UnmaskError(f"{self.model_dir}: {WEIGHTS_FILE} missing")
-        try:
-            arrays = load_file(str(wpath))
-        except (SafetensorError, OSError) as exc:
-            raise UnmaskError(f"{wpath}: unreadable weights ({exc})") from None
-        try:
-            self.kind = meta["input"]["features"]
-            self.size = int(meta["input"]["feature_size"])
-            self.model = ArrayModel(arrays, meta["head"])
-        except KeyError as exc:
-            raise UnmaskError(f"{self.model_dir}: model.json lacks {exc}") from None
-
-    def features(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """Raw (unstandardised) frequency features, (N, D)."""
-        return batch_features(crops, self.kind, self.size)
-
-    def predict_proba_features(self, feats: np.ndarray) -> np.ndarray:
-        return self.model.predict_proba_features(feats)
-
-    def predict_proba(
-        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
-    ) -> np.ndarray:
-        if len(crops) == 0:
-            return np.zeros((0, len(self.classes)))
-        return self.predict_proba_features(self.features(crops))
-
-    def embed(
-        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
-    ) -> np.ndarray:
-        if len(crops) == 0:
-            return np.zeros((0, self.model.mean.shape[0]), dtype=np.float32)
-        return self.model.standardize(self.features(crops)).astype(np.float32)

@@ -1,20 +1,22 @@
 """Single-stream CNN detectors on timm backbones.
 
-Every CNN detector in unmask is a small `nn.Module` with the same contract:
+Every CNN detector in unmask is a small `nn.Module` with the same contract
+(`unmask.detectors.protocol.Detector`):
 
     forward(x) -> logits (N, num_classes)          x: ImageNet-normalised (N, 3, H, W)
     forward(x, landmarks) -> logits                 when `needs_landmarks` is True
     features(x[, landmarks]) -> (N, D)              penultimate embedding (retrieval)
     gradcam_layers() -> list[nn.Module]             conv layers for Grad-CAM
-    needs_landmarks: bool                           engine/predictor pass (N, 468, 3) landmarks
-    fit_input_stats(batches) (optional)             engine calls it on the training split
+    (registry tag needs_landmarks)                  engine/predictor pass (N, 468, 3) landmarks
+    fit_input_stats(batches)                        with registry tag input_stats (resnet18-dct)
 
 No loss, metric or file I/O lives in a detector. Names registered here:
 `resnet18`, `resnet18-dct`, `xception` (timm `legacy_xception`, the FaceForensics++
 baseline), `efficientnet_b0` and `timm` (any timm model: `create_detector("timm",
 backbone="convnext_atto")`; configs may also write `name: timm:convnext_atto`, see
-`build_cnn`). `pretrained=True` passes through to timm (needs a network); the default never
-downloads anything.
+`build_cnn`). `pretrained=True` loads ImageNet weights from local files only
+(`unmask.detectors.pretrained`: tf_efficientnet_lite0/lite2 from the `unmask[pretrained]`
+extra); nothing is ever downloaded unless the user sets UNMASK_ALLOW_DOWNLOAD=1.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from unmask.data.normalize import IMAGENET_MEAN, IMAGENET_STD  # the normalisation of every input
 from unmask.detectors.dct_input import LogDCTStandardize
-from unmask.detectors.registry import create_detector, register_detector
+from unmask.detectors.registry import create_detector, register_detector, resolve_name
 
 
 def _check_classes(num_classes: int) -> None:
@@ -35,14 +38,11 @@ def _check_classes(num_classes: int) -> None:
 
 def timm_backbone(name: str, pretrained: bool = False, in_chans: int = 3, **kw: Any) -> nn.Module:
     """A timm model without classifier (`num_classes=0`): `model(x)` -> pooled (N, D)."""
-    import timm
-
+    from unmask.detectors.pretrained import create_backbone
     from unmask.errors import ConfigError
 
     try:
-        return timm.create_model(
-            name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kw
-        )
+        return create_backbone(name, pretrained, num_classes=0, in_chans=in_chans, **kw)
     except RuntimeError as exc:  # timm: "Unknown model (...)"
         if "Unknown model" in str(exc):
             raise ConfigError(f"unknown timm model {name!r} (see timm.list_models())") from None
@@ -86,6 +86,7 @@ class TimmClassifier(nn.Module):
         num_classes: int = 2,
         pretrained: bool = False,
         drop_rate: float = 0.0,
+        renormalize: bool = False,
         **timm_kw: Any,
     ) -> None:
         super().__init__()
@@ -94,8 +95,24 @@ class TimmClassifier(nn.Module):
         self.dropout = nn.Dropout(drop_rate)
         self.head = nn.Linear(self.backbone.num_features, num_classes)
         self.embed_dim = int(self.backbone.num_features)
+        # Inputs are ImageNet-normalised everywhere; `renormalize` maps them to the
+        # backbone's own pretraining normalisation (0.5/0.5 for tf_efficientnet_lite*) so
+        # that pretrained first-layer statistics hold. Not persistent: derived from timm.
+        self.renormalize = bool(renormalize)
+        if self.renormalize:
+            cfg = getattr(self.backbone, "pretrained_cfg", None) or {}
+            mean = torch.tensor(cfg.get("mean", IMAGENET_MEAN), dtype=torch.float32)
+            std = torch.tensor(cfg.get("std", IMAGENET_STD), dtype=torch.float32)
+            in_mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32)
+            in_std = torch.tensor(IMAGENET_STD, dtype=torch.float32)
+            # x_new = (x * in_std + in_mean - mean) / std = x * scale + shift
+            scale, shift = in_std / std, (in_mean - mean) / std
+            self.register_buffer("norm_scale", scale.view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("norm_shift", shift.view(1, 3, 1, 1), persistent=False)
 
     def transform_input(self, x: torch.Tensor) -> torch.Tensor:
+        if self.renormalize:
+            return x * self.norm_scale + self.norm_shift
         return x
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -139,7 +156,7 @@ def resnet18(num_classes: int = 2, pretrained: bool = False, **kw: Any) -> nn.Mo
     return TimmClassifier("resnet18", num_classes, pretrained, **kw)
 
 
-@register_detector("resnet18-dct", family="cnn", input="dct")
+@register_detector("resnet18-dct", family="cnn", input="dct", input_stats=True)
 def resnet18_dct(
     num_classes: int = 2, pretrained: bool = False, input_size: int = 224, **kw: Any
 ) -> nn.Module:
@@ -167,15 +184,6 @@ def timm_any(
     return TimmClassifier(backbone, num_classes, pretrained, **kw)
 
 
-def resolve_name(name: str, kwargs: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-    """`timm:<model>` -> ("timm", {"backbone": "<model>", ...}); other names unchanged."""
-    kwargs = dict(kwargs or {})
-    if name.startswith("timm:"):
-        kwargs["backbone"] = name.split(":", 1)[1]
-        name = "timm"
-    return name, kwargs
-
-
 def build_cnn(
     name: str, num_classes: int = 2, pretrained: bool = False, **kwargs: Any
 ) -> nn.Module:
@@ -187,4 +195,7 @@ def build_cnn(
     info = detector_info(name)
     if info.family != "cnn":
         raise ConfigError(f"detector {name!r} is {info.family}, not a CNN")
-    return create_detector(name, num_classes=num_classes, pretrained=pretrained, **kwargs)
+    from unmask.detectors.protocol import check_detector
+
+    model = create_detector(name, num_classes=num_classes, pretrained=pretrained, **kwargs)
+    return check_detector(model, name)

@@ -28,12 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from unmask.data.normalize import IMAGENET_MEAN, IMAGENET_STD
 from unmask.detectors.cnn import _check_classes, last_feature_layer, timm_backbone
 from unmask.detectors.dct_input import dct2, dct_matrix, idct2, resize_map
 from unmask.detectors.registry import register_detector
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def band_mask(size: int, start: float, end: float) -> torch.Tensor:

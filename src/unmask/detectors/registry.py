@@ -10,6 +10,7 @@ detector modules lazily on first use, so `import unmask` never pulls in torch.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ _DETECTOR_MODULES: tuple[str, ...] = (
     "unmask.detectors.cnn",
     "unmask.detectors.f3net",
     "unmask.detectors.two_stream",
+    "unmask.detectors.artifact",
 )
 
 
@@ -30,6 +32,21 @@ class DetectorInfo:
     builder: Callable[..., Any]
     description: str = ""
     tags: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def needs_landmarks(self) -> bool:
+        """The network also takes (N, 468, 3) face-mesh landmarks (tag `needs_landmarks`)."""
+        return bool(self.tags.get("needs_landmarks", False))
+
+    @property
+    def fits_input_stats(self) -> bool:
+        """The engine fits input statistics on the training split (tag `input_stats`)."""
+        return bool(self.tags.get("input_stats", False))
+
+    @property
+    def takes_input_size(self) -> bool:
+        """The builder sizes buffers to the input (resnet18-dct, f3net): pass `input_size`."""
+        return "input_size" in inspect.signature(self.builder).parameters
 
 
 _REGISTRY: dict[str, DetectorInfo] = {}
@@ -83,10 +100,49 @@ def detector_info(name: str) -> DetectorInfo:
     return _REGISTRY[name]
 
 
+def resolve_name(name: str, kwargs: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """The one parser of the `timm:<model>` shorthand:
+    `timm:<model>` -> ("timm", {"backbone": "<model>", ...}); other names unchanged."""
+    kwargs = dict(kwargs or {})
+    if name.startswith("timm:"):
+        kwargs["backbone"] = name.split(":", 1)[1]
+        name = "timm"
+    return name, kwargs
+
+
 def create_detector(name: str, **kwargs: Any) -> Any:
     """Build detector `name`: a scikit-learn Pipeline (classical) or an nn.Module (cnn).
 
     `timm:<model>` is shorthand for `create_detector("timm", backbone="<model>")`."""
-    if name.startswith("timm:"):
-        return detector_info("timm").builder(backbone=name.split(":", 1)[1], **kwargs)
+    name, kwargs = resolve_name(name, kwargs)
     return detector_info(name).builder(**kwargs)
+
+
+def check_saved(name: str, family: str, kwargs: dict[str, Any]) -> DetectorInfo:
+    """Refuse, in one line and before anything is built, a saved model whose builder is not
+    registered in `family`, whose options the builder does not take, or whose timm backbone
+    is not a plain name in timm's own registry (no hub, no local dir, no file)."""
+    from unmask.errors import UnmaskError
+
+    if name not in list_detectors():
+        raise UnmaskError(f"detector {name!r} is not a registered detector")
+    info = detector_info(name)
+    if info.family != family:
+        raise UnmaskError(f"detector {name!r} is {info.family}, not {family}")
+    params = inspect.signature(info.builder).parameters
+    open_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for key in kwargs:
+        if key in ("num_classes", "pretrained"):
+            raise UnmaskError(f"detector.kwargs.{key}: set by the loader, not the model file")
+        if key not in params and not open_kw:
+            raise UnmaskError(f"detector {name!r} takes no option {key!r}")
+    backbone = kwargs.get("backbone")
+    if backbone is not None:
+        import timm
+
+        if "backbone" not in params:
+            raise UnmaskError(f"detector {name!r} takes no option 'backbone'")
+
+        if not timm.is_model(str(backbone)):
+            raise UnmaskError(f"backbone {str(backbone)[:40]!r} is not in timm's registry")
+    return info

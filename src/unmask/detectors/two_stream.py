@@ -121,7 +121,7 @@ class TwoStream(nn.Module):
         return [last_feature_layer(self.rgb_stream)]
 
 
-@register_detector("two-stream", family="cnn", input="rgb+landmarks")
+@register_detector("two-stream", family="cnn", input="rgb+landmarks", needs_landmarks=True)
 def two_stream(num_classes: int = 2, pretrained: bool = False, **kw: Any) -> nn.Module:
     """RGB ResNet-18 + mediapipe landmark stream (MLP or heatmap), fused before the head."""
     return TwoStream(num_classes=num_classes, pretrained=pretrained, **kw)

@@ -11,7 +11,6 @@ threshold (detection rate for an all-fake source, true negative rate for an all-
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -106,7 +105,7 @@ def crossval(
 
 
 def format_matrix(result: dict[str, Any], md: bool = False) -> str:
-    from unmask.evaluation.report import format_table
+    from unmask.evaluation.tables import format_table
 
     srcs = result["sources"]
     rows = []
@@ -132,16 +131,9 @@ def write_crossval(result: dict[str, Any], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def clean(o: Any) -> Any:
-        if isinstance(o, float) and math.isnan(o):
-            return None
-        if isinstance(o, dict):
-            return {k: clean(v) for k, v in o.items()}
-        if isinstance(o, list):
-            return [clean(v) for v in o]
-        return o
+    from unmask.jsonio import dumps
 
-    (out / "crossval.json").write_text(json.dumps(clean(result), indent=2) + "\n")
+    (out / "crossval.json").write_text(dumps(result, indent=2) + "\n")
     (out / "crossval.md").write_text(
         f"# Leave-one-source-out: {result['detector']}\n\n{result['cell']}; * = held-out "
         f"source (all its rows); (acc) = one class only.\n\n"

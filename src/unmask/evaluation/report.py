@@ -1,4 +1,6 @@
 """`unmask eval`: score a data set with a saved model and report, pooled and per source.
+(Scoring rows: `evaluation.scoring`; text tables: `evaluation.tables`; PNG plots:
+`evaluation.plots`.)
 
     rows = load_eval_rows("work/prepared", split="test", spec=predictor.spec, work_dir=out)
     report, scores = evaluate(predictor, rows, parse_perturbations(["jpeg:90,50"]))
@@ -13,7 +15,6 @@ with more than one frame.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,19 @@ from typing import Any
 import numpy as np
 
 from unmask.errors import UnmaskError
-from unmask.evaluation.metrics import binary_report, multiclass_report
-from unmask.evaluation.perturb import NONE, Perturbation, apply
+from unmask.evaluation.perturb import NONE, Perturbation
+from unmask.evaluation.plots import plot_report
+from unmask.evaluation.scoring import (  # noqa: F401  (score_rows: the Ray engine's entry)
+    load_crops,
+    score_rows,
+    uses_feature_cache,
+)
+from unmask.evaluation.tables import (  # noqa: F401  (callers import the tables from here)
+    format_table,
+    markdown_report,
+    perturbation_tables,
+)
+from unmask.metrics import binary_report, multiclass_report
 
 
 # --- data -------------------------------------------------------------------------------
@@ -32,16 +44,18 @@ def load_eval_rows(
     spec: Any = None,
     work_dir: str | Path | None = None,
     progress: bool = True,
+    prepare_options: dict[str, Any] | None = None,
 ) -> Any:
     """A manifest (CSV or folder holding manifest.csv) -> its rows of `split` (None: all);
     a folder of images laid out `<source>/<label>/` or `<label>/` -> crops made with `spec`
-    (the model's preprocessing) into `work_dir/prepared`, all rows."""
-    from unmask.data.manifest import MANIFEST_NAME, read_manifest
+    (the model's preprocessing) into `work_dir/prepared`, all rows. `prepare_options`: more keyword
+    arguments for `prepare` on a folder (workers, fmt, the Ray engine's executor)."""
+    from unmask.data.manifest import is_manifest, read_manifest
 
     p = Path(data)
     if not p.exists():
         raise UnmaskError(f"data not found: {p}")
-    if p.suffix.lower() == ".csv" or (p / MANIFEST_NAME).is_file():
+    if is_manifest(p):
         df = read_manifest(p, split=split)
         if len(df) == 0:
             raise UnmaskError(f"{p}: no rows in split {split!r}")
@@ -53,76 +67,12 @@ def load_eval_rows(
     if work_dir is None:
         raise UnmaskError("a folder of images needs a work folder for its crops")
     out = Path(work_dir) / "prepared"
-    kwargs = {"assign_split": "test", "progress": progress}
+    kwargs = {"assign_split": "test", "progress": progress, **(prepare_options or {})}
     res = prepare(p, out, spec, **kwargs) if spec is not None else prepare(p, out, **kwargs)
     df = read_manifest(res.manifest_path)
     if len(df) == 0:
         raise UnmaskError(f"{p}: no face crops were made (see {out / 'rejected.csv'})")
     return df
-
-
-def load_crops(paths: Sequence[str], progress: bool = True) -> list[np.ndarray]:
-    from tqdm import tqdm
-
-    from unmask.features.extract import load_rgb
-
-    return [load_rgb(p) for p in tqdm(paths, desc="load crops", unit="img", disable=not progress)]
-
-
-def _landmarks(df: Any) -> list[np.ndarray | None] | None:
-    if "abs_landmarks" not in df.columns or not any(df["landmarks"]):
-        return None
-    from unmask.data.manifest import load_landmarks
-
-    return [
-        load_landmarks(p) if rel else None
-        for rel, p in zip(df["landmarks"], df["abs_landmarks"], strict=True)
-    ]
-
-
-def score_rows(
-    predictor: Any,
-    df: Any,
-    perturbation: Perturbation = NONE,
-    crops: list[np.ndarray] | None = None,
-    batch_size: int = 64,
-    seed: int = 0,
-    progress: bool = True,
-    feature_cache: str | Path | None = None,
-) -> np.ndarray:
-    """(N, C) probabilities for the rows of `df`, crops perturbed first. Classical models on
-    clean crops extract features from the files directly (2 processes, cached in
-    `feature_cache` when given)."""
-    from tqdm import tqdm
-
-    if perturbation == NONE and crops is None and hasattr(predictor, "predict_proba_features"):
-        from unmask.features.extract import extract_files
-
-        feats = extract_files(
-            list(df["abs_path"]),
-            predictor.kind,
-            predictor.size,
-            cache_dir=feature_cache,
-            progress=progress,
-            desc="features",
-        )
-        return predictor.predict_proba_features(feats)
-    if crops is None:
-        crops = load_crops(list(df["abs_path"]), progress)
-    lms = _landmarks(df)
-    out = []
-    bar = tqdm(
-        total=len(crops), desc=f"score {perturbation.name}", unit="img", disable=not progress
-    )
-    for i in range(0, len(crops), batch_size):
-        batch = [
-            apply(c, perturbation, seed + i + j) for j, c in enumerate(crops[i : i + batch_size])
-        ]
-        lm = lms[i : i + batch_size] if lms is not None else None
-        out.append(np.asarray(predictor.predict_proba(batch, lm), dtype=np.float64))
-        bar.update(len(batch))
-    bar.close()
-    return np.concatenate(out) if out else np.zeros((0, len(predictor.classes)))
 
 
 # --- metrics tables ---------------------------------------------------------------------
@@ -188,10 +138,12 @@ def evaluate(
     seed: int = 0,
     progress: bool = True,
     feature_cache: str | Path | None = None,
+    score_fn: Any = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Score `df` once per perturbation; returns (report dict, {perturbation: (N, C) proba}).
     `feature_cache`: where classical models cache clean-crop features (e.g. the manifest's
-    `.cache/features`)."""
+    `.cache/features`). `score_fn`: scores the rows instead of `score_rows` (same
+    signature; the Ray engine's `unmask.cluster.eval.ray_scorer`), reading crops itself."""
     from unmask.inference.saved_model import detector_label
 
     threshold = float(predictor.threshold)
@@ -199,7 +151,8 @@ def evaluate(
     labels = df["label"].to_numpy().astype(str)
     sources = df["source"].to_numpy().astype(str)
     crops = None
-    if any(p != NONE for p in perturbations) or not hasattr(predictor, "predict_proba_features"):
+    local = score_fn is None
+    if local and (any(p != NONE for p in perturbations) or not uses_feature_cache(predictor)):
         crops = load_crops(list(df["abs_path"]), progress)
     report: dict[str, Any] = {
         "model": {
@@ -218,8 +171,8 @@ def evaluate(
     }
     all_proba: dict[str, np.ndarray] = {}
     for p in perturbations:
-        use_cache = p == NONE and hasattr(predictor, "predict_proba_features")
-        proba = score_rows(
+        use_cache = p == NONE and uses_feature_cache(predictor)
+        proba = (score_fn or score_rows)(
             predictor,
             df,
             p,
@@ -261,274 +214,17 @@ def evaluate(
     return report, all_proba
 
 
-# --- formatting ---------------------------------------------------------------------------
-COLUMNS = ("n", "real", "fake", "AUC", "AUC 95% CI", "AP", "EER", "acc", "bal acc", "TPR", "TNR")
-
-
-def _f(x: Any, nd: int = 3) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    return f"{x:.{nd}f}"
-
-
-def table_row(name: str, r: dict[str, Any]) -> list[str]:
-    two = r.get("two_classes", True)
-    ci = r.get("auc_ci") or [math.nan, math.nan]
-    return [
-        name,
-        str(r["n"]),
-        str(r["n_real"]),
-        str(r["n_fake"]),
-        _f(r["auc"]) if two else "n/a",
-        f"[{_f(ci[0])}, {_f(ci[1])}]" if two else "n/a",
-        _f(r["ap"]) if two else "n/a",
-        _f(r["eer"]) if two else "n/a",
-        _f(r["accuracy"]),
-        _f(r["balanced_accuracy"]) if two else "n/a",
-        _f(r["recall"]),
-        _f(r["tnr"]),
-    ]
-
-
-def format_table(header: Sequence[str], rows: Sequence[Sequence[str]], md: bool = False) -> str:
-    if md:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines)
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
-    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    return "\n".join(
-        [fmt.format(*header), fmt.format(*["-" * w for w in widths])]
-        + [fmt.format(*r) for r in rows]
-    )
-
-
-def perturbation_tables(report: dict[str, Any], md: bool = False) -> str:
-    parts = []
-    for name, e in report["perturbations"].items():
-        rows = [table_row("pooled (frames)", e["pooled"])]
-        rows += [table_row(src, r) for src, r in e["per_source"].items()]
-        if "video" in e:
-            v = e["video"]
-            rows.append(table_row(f"pooled (videos, {v['n_groups']})", v["pooled"]))
-            rows += [table_row(f"{src} (videos)", r) for src, r in v["per_source"].items()]
-        title = f"perturbation: {name}"
-        parts.append(
-            (f"### {title}\n\n" if md else f"{title}\n")
-            + format_table(("set",) + COLUMNS, rows, md)
-        )
-        lab = e["pooled"]["per_label"]
-        lrows = [
-            [lb, str(d["n"]), _f(d["flagged_fake"]), _f(d["mean_score"])] for lb, d in lab.items()
-        ]
-        parts.append(format_table(("label", "n", "flagged fake", "mean P(fake)"), lrows, md))
-        if "multiclass" in e:
-            m = e["multiclass"]
-            mrows = [
-                [
-                    c,
-                    _f(d["precision"]),
-                    _f(d["recall"]),
-                    _f(d["f1"]),
-                    _f(d["auc_ovr"]),
-                    str(d["support"]),
-                ]
-                for c, d in m["per_class"].items()
-            ]
-            parts.append(
-                f"3-class: accuracy {_f(m['accuracy'])}, balanced accuracy "
-                f"{_f(m['balanced_accuracy'])}, macro F1 {_f(m['macro_f1'])}\n"
-                + format_table(("class", "precision", "recall", "F1", "AUC ovr", "n"), mrows, md)
-            )
-    if len(report["perturbations"]) > 1:
-        rows = []
-        for name, e in report["perturbations"].items():
-            r = e["pooled"]
-            rows.append(
-                [name, _f(r["auc"]), _f(r["accuracy"]), _f(r["recall"]), _f(r["tnr"])]
-                + [
-                    _f(x["auc"]) if x["two_classes"] else _f(x["accuracy"])
-                    for x in e["per_source"].values()
-                ]
-            )
-        srcs = list(next(iter(report["perturbations"].values()))["per_source"])
-        parts.append(
-            (
-                "### robustness summary\n\n"
-                if md
-                else "robustness summary "
-                "(per source: AUC, or accuracy where a source has one class)\n"
-            )
-            + format_table(["perturbation", "AUC", "acc", "TPR", "TNR"] + srcs, rows, md)
-        )
-    return "\n\n".join(parts)
-
-
-def markdown_report(report: dict[str, Any], title: str = "Evaluation") -> str:
-    m = report["model"]
-    head = [
-        f"# {title}",
-        "",
-        f"- model: `{m['detector']}` ({', '.join(m['classes'])}), threshold "
-        f"{m['threshold']:.4f} ({m['threshold_rule'] or 'as saved'})",
-        f"- data: `{report.get('data', '')}` split `{report.get('split', '')}`, "
-        f"{report['n_rows']} crops",
-        f"- {report['label_mapping']}",
-        "- per-source rows with one class: AUC/AP/EER n/a; acc = detection rate (fakes) or "
-        "true-negative rate (reals)",
-        "",
-        "Counts (source: label -> crops): "
-        + "; ".join(
-            f"{s}: " + ", ".join(f"{k} {v}" for k, v in c.items() if v)
-            for s, c in report["counts"].items()
-        ),
-        "",
-        "![ROC](roc.png) ![confusion](confusion.png) ![scores](hist.png)",
-        "",
-    ]
-    return "\n".join(head) + perturbation_tables(report, md=True) + "\n"
-
-
-# --- plots ------------------------------------------------------------------------------
-def plot_report(
-    df: Any, proba: dict[str, np.ndarray], report: dict[str, Any], out: Path
-) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from unmask.evaluation.metrics import confusion_matrix, roc_curve
-
-    written = []
-    thr = report["model"]["threshold"]
-    classes = report["model"]["classes"]
-    labels = df["label"].to_numpy().astype(str)
-    sources = df["source"].to_numpy().astype(str)
-    s = 1.0 - proba["none"][:, 0]
-    y = _y_fake(labels)
-
-    fig, ax = plt.subplots(figsize=(6, 5.5))
-    for name, mask in [("pooled", np.ones(len(y), bool))] + [
-        (src, sources == src) for src in sorted(set(sources))
-    ]:
-        if 0 < y[mask].sum() < mask.sum():
-            fpr, tpr, _ = roc_curve(y[mask], s[mask])
-            r = (
-                report["perturbations"]["none"]["per_source"].get(name)
-                or report["perturbations"]["none"]["pooled"]
-            )
-            ax.plot(
-                fpr,
-                tpr,
-                lw=2 if name == "pooled" else 1.2,
-                label=f"{name} (AUC {r['auc']:.3f}, n={int(mask.sum())})",
-            )
-    for pname, pr in proba.items():
-        if pname == "none":
-            continue
-        sp = 1.0 - pr[:, 0]
-        if 0 < y.sum() < y.size:
-            fpr, tpr, _ = roc_curve(y, sp)
-            ax.plot(
-                fpr,
-                tpr,
-                ls="--",
-                lw=1,
-                label=f"pooled, {pname} (AUC {report['perturbations'][pname]['pooled']['auc']:.3f})",
-            )
-    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
-    ax.set(
-        xlabel="false positive rate (reals flagged)",
-        ylabel="true positive rate (fakes caught)",
-        title=f"ROC: {report['model']['detector']}",
-    )
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(out / "roc.png", dpi=110)
-    plt.close(fig)
-    written.append(out / "roc.png")
-
-    if len(classes) == 3:
-        from unmask.labels import label_to_index
-
-        cm = np.array(report["perturbations"]["none"]["multiclass"]["confusion"])
-        rows_lab = cols_lab = list(classes)
-        _ = label_to_index
-    else:
-        rows_lab = sorted(
-            set(labels),
-            key=lambda lb: (
-                ("real", "gan", "edited").index(lb) if lb in ("real", "gan", "edited") else 9
-            ),
-        )
-        pred = (s >= thr).astype(int)
-        idx = {lb: i for i, lb in enumerate(rows_lab)}
-        cm = confusion_matrix([idx[lb] for lb in labels], pred, max(len(rows_lab), 2))[
-            : len(rows_lab), :2
-        ]
-        cols_lab = ["real", "fake"]
-    fig, ax = plt.subplots(figsize=(4.2, 3.6))
-    ax.imshow(cm, cmap="Blues")
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            ax.text(
-                j,
-                i,
-                str(cm[i, j]),
-                ha="center",
-                va="center",
-                color="white" if cm[i, j] > cm.max() / 2 else "black",
-            )
-    ax.set_xticks(range(len(cols_lab)), [f"pred {c}" for c in cols_lab])
-    ax.set_yticks(range(len(rows_lab)), [f"true {c}" for c in rows_lab])
-    ax.set_title(f"confusion (threshold {thr:.3f})" if len(classes) == 2 else "confusion (arg max)")
-    fig.tight_layout()
-    fig.savefig(out / "confusion.png", dpi=110)
-    plt.close(fig)
-    written.append(out / "confusion.png")
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    bins = np.linspace(0, 1, 41)
-    for lb in sorted(set(labels)):
-        ax.hist(
-            s[labels == lb], bins=bins, alpha=0.5, label=f"{lb} (n={int((labels == lb).sum())})"
-        )
-    ax.axvline(thr, color="k", ls="--", lw=1, label=f"threshold {thr:.3f}")
-    ax.set(xlabel="P(fake)", ylabel="crops", title="score distribution per label")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "hist.png", dpi=110)
-    plt.close(fig)
-    written.append(out / "hist.png")
-    return written
-
-
 def write_report(
     report: dict[str, Any], df: Any, proba: dict[str, np.ndarray], out_dir: str | Path
 ) -> list[Path]:
     """report.json, report.md, scores.csv and the PNG plots into `out_dir`."""
-    import json
-
     import pandas as pd
 
-    from unmask.inference.saved_model import _json_default
+    from unmask.jsonio import dumps
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-
-    def clean(o: Any) -> Any:  # NaN -> null (valid JSON)
-        if isinstance(o, float) and math.isnan(o):
-            return None
-        if isinstance(o, dict):
-            return {k: clean(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)):
-            return [clean(v) for v in o]
-        return o
-
-    (out / "report.json").write_text(
-        json.dumps(clean(report), indent=2, default=_json_default) + "\n"
-    )
+    (out / "report.json").write_text(dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(markdown_report(report))
     classes = report["model"]["classes"]
     frames = []

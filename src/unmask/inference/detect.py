@@ -22,6 +22,7 @@ import numpy as np
 
 from unmask.data.spec import PreprocessSpec
 from unmask.errors import BadInputError
+from unmask.jsonio import json_clean
 
 JSON_SCHEMA_VERSION = 1
 
@@ -43,6 +44,7 @@ class FaceResult:
     probs: dict[str, float]
     verdict: str  # "real" | "fake"
     track: int | None = None  # videos only
+    driver: str | None = None  # composite models: the member that drove p_fake
     crop: np.ndarray | None = field(default=None, repr=False)  # kept only when asked
     landmarks: np.ndarray | None = field(default=None, repr=False)
 
@@ -64,7 +66,7 @@ class FileResult:
         for f in d["faces"]:
             f.pop("crop", None)
             f.pop("landmarks", None)
-        return d
+        return json_clean(d)
 
 
 def detection_spec(spec: PreprocessSpec, largest_only: bool = False) -> PreprocessSpec:
@@ -81,14 +83,13 @@ def detection_spec(spec: PreprocessSpec, largest_only: bool = False) -> Preproce
 
 def expand_inputs(paths: Iterable[str | Path]) -> Iterator[Path]:
     """Files named directly, and every file under named folders (recursive, sorted).
-    Missing paths are yielded too: they become `missing` errors, never a crash."""
+    Missing paths are yielded too: they become `missing` errors, never a crash; so are
+    folders that cannot be listed (`unreadable`), FIFOs and devices (`not_a_regular_file`)."""
+    from unmask.data.inputs import walk_files
+
     for p in map(Path, paths):
         if p.is_dir():
-            for root, dirs, files in os.walk(p):
-                dirs.sort()
-                for name in sorted(files):
-                    if not name.startswith("."):
-                        yield Path(root) / name
+            yield from (f for f, _ in walk_files(p, sort=False))
         else:
             yield p
 
@@ -98,7 +99,8 @@ def expand_inputs(paths: Iterable[str | Path]) -> Iterator[Path]:
 _CROPPER = None
 
 
-def _init_worker(spec: PreprocessSpec) -> None:
+def _init_worker(spec: PreprocessSpec, landmarks: bool = True) -> None:
+    """Make this process's FaceCropper (`landmarks=False`: skip face mesh, same crops)."""
     global _CROPPER
     from unmask.data.faces import FaceCropper
 
@@ -109,13 +111,27 @@ def _init_worker(spec: PreprocessSpec) -> None:
         cv2.setNumThreads(1)
     except Exception:  # pragma: no cover
         pass
-    _CROPPER = FaceCropper(spec)
+    _CROPPER = FaceCropper(spec, landmarks=landmarks)
 
 
-def _extract(path: Path, every: int, frames: int) -> dict[str, Any]:
-    """Decode one input and crop its faces (runs in a worker)."""
+def wants_landmarks(predictor) -> bool:
+    """Whether stage 1 must run face mesh for `predictor` (a two-stream member, say).
+    Face mesh costs about a fifth of stage 1 and changes no box or crop, so it runs only
+    when the model says it reads landmarks (`predictor.needs`)."""
+    return bool(predictor.needs.landmarks)
+
+
+def _extract(
+    path: Path, every: int, frames: int, cropper=None, tiles: Sequence[Any] = ()
+) -> dict[str, Any]:
+    """Decode one input and crop its faces (runs in a worker; `cropper` defaults to the
+    one `_init_worker` made). For models on native pixels, each face also gets the tiles of
+    every TileSpec in `tiles`, cut from the decoded image in the face's crop box: the
+    image is decoded once, and only the small tiles travel back, never the image."""
     from unmask.data.imageio import load_image, sniff_kind
+    from unmask.data.tiles import cut_tiles
 
+    cropper = cropper if cropper is not None else _CROPPER
     out: dict[str, Any] = {"file": str(path), "kind": "unknown", "faces": []}
     try:
         if not path.exists():
@@ -134,7 +150,7 @@ def _extract(path: Path, every: int, frames: int) -> dict[str, Any]:
         n_frames = 0
         for frame_idx, img in images:
             n_frames += 1
-            for i, fc in enumerate(_CROPPER.crop(img)):
+            for i, fc in enumerate(cropper.crop(img)):
                 out["faces"].append(
                     {
                         "frame": frame_idx,
@@ -143,6 +159,7 @@ def _extract(path: Path, every: int, frames: int) -> dict[str, Any]:
                         "det_score": None if fc.score is None else float(fc.score),
                         "crop": fc.image,
                         "landmarks": fc.landmarks,
+                        "tiles": {t: cut_tiles(img, fc.box, t) for t in tiles},
                     }
                 )
         out["frames_sampled"] = n_frames
@@ -154,35 +171,83 @@ def _extract(path: Path, every: int, frames: int) -> dict[str, Any]:
 
 
 def _iter_extracted(
-    paths: Iterable[Path], spec: PreprocessSpec, every: int, frames: int, workers: int
+    paths: Iterable[Path],
+    spec: PreprocessSpec,
+    every: int,
+    frames: int,
+    workers: int,
+    landmarks: bool = True,
+    tiles: Sequence[Any] = (),
 ) -> Iterator[dict[str, Any]]:
-    """Stage 1 over all inputs, in input order, with a bounded number in flight."""
-    if workers <= 1:
-        _init_worker(spec)
-        for p in paths:
-            yield _extract(p, every, frames)
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    """Stage 1 over all inputs, in input order, with a bounded number in flight.
 
-    ctx = mp.get_context("spawn")  # mediapipe/torch are not fork-safe
-    window = 2 * workers + 2
-    with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(spec,)
-    ) as pool:
-        pending: deque = deque()
+    `workers` > 1 runs threads of this process, one FaceCropper each. Pillow's decoder,
+    MediaPipe graphs and OpenCV release the GIL, so the threads run in parallel, and there
+    is no spawned process that re-imports numpy, OpenCV and MediaPipe (seconds of start-up
+    each on a small machine, and 200+ MB of memory each) nor crops pickled back."""
+    if workers <= 1:
+        _init_worker(spec, landmarks)
         for p in paths:
-            pending.append(pool.submit(_extract, p, every, frames))
-            if len(pending) >= window:
+            yield _extract(p, every, frames, tiles=tiles)
+        return
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from unmask.data.faces import FaceCropper
+
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)  # the threads supply the parallelism
+    except Exception:  # pragma: no cover
+        pass
+    local = threading.local()
+    croppers: list[FaceCropper] = []
+    ready = threading.Barrier(workers)
+
+    def start() -> None:
+        # One cropper per thread, graphs built and run once before any file is read, so
+        # MediaPipe's start-up lines (silenced: fd 2 is the whole process's) never hide a
+        # progress bar or an error line printed by the main thread later.
+        try:
+            local.cropper = FaceCropper(spec, landmarks=landmarks)
+            croppers.append(local.cropper)
+            local.cropper.warm_up()
+        except BaseException:
+            ready.abort()  # the other threads stop waiting; this error reaches the caller
+            raise
+        ready.wait()  # every thread takes exactly one start task
+
+    def run(p: Path) -> dict[str, Any]:
+        return _extract(p, every, frames, local.cropper, tiles)
+
+    window = 2 * workers + 2
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="unmask-faces") as pool:
+            for f in [pool.submit(start) for _ in range(workers)]:
+                f.result()
+            pending: deque = deque()
+            for p in paths:
+                pending.append(pool.submit(run, p))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    finally:
+        for c in croppers:
+            c.close()
 
 
 # ---------------------------------------------------------------- stage 2: model
 
 
-def _finish(item: dict[str, Any], proba: np.ndarray, predictor, keep_crops: bool) -> FileResult:
+def _finish(
+    item: dict[str, Any],
+    proba: np.ndarray,
+    predictor,
+    keep_crops: bool,
+    drivers: Sequence[str | None] | None = None,
+) -> FileResult:
     from unmask.inference.tracking import aggregate_video, assign_tracks
 
     if "error" in item:
@@ -197,7 +262,8 @@ def _finish(item: dict[str, Any], proba: np.ndarray, predictor, keep_crops: bool
     classes = predictor.classes
     thr = float(predictor.threshold)
     faces: list[FaceResult] = []
-    for f, pr in zip(item["faces"], proba, strict=True):
+    drivers = drivers if drivers is not None else [None] * len(item["faces"])
+    for f, pr, drv in zip(item["faces"], proba, drivers, strict=True):
         pf = float(1.0 - pr[0])
         faces.append(
             FaceResult(
@@ -208,6 +274,7 @@ def _finish(item: dict[str, Any], proba: np.ndarray, predictor, keep_crops: bool
                 p_fake=round(pf, 6),
                 probs={c: round(float(p), 6) for c, p in zip(classes, pr, strict=True)},
                 verdict="fake" if pf >= thr else "real",
+                driver=drv,
                 crop=f["crop"] if keep_crops else None,
                 landmarks=f["landmarks"] if keep_crops else None,
             )
@@ -255,7 +322,9 @@ def detect_paths(
     files = list(expand_inputs(paths))
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if len(files) > 4 else 1
+    workers = max(1, min(workers, len(files)))
     spec = detection_spec(predictor.spec, largest_only)
+    landmarks = wants_landmarks(predictor)
     ready: list[dict[str, Any]] = []
     n_crops = 0
 
@@ -264,7 +333,10 @@ def detect_paths(
         yield from score_extracted(ready, predictor, keep_crops)
         ready, n_crops = [], 0
 
-    for k, item in enumerate(_iter_extracted(files, spec, every, frames, workers)):
+    extracted = _iter_extracted(
+        files, spec, every, frames, workers, landmarks, predictor.needs.tiles
+    )
+    for k, item in enumerate(extracted):
         ready.append(item)
         n_crops += len(item.get("faces", []))
         # Batches never straddle a block of `batch_size` files: the Ray engine scores whole
@@ -298,15 +370,22 @@ def score_extracted(
     items: Sequence[dict[str, Any]], predictor, keep_crops: bool = False
 ) -> list[FileResult]:
     """Stage 2 (any engine): one model call for all faces of `items`, one FileResult each."""
-    crops = [f["crop"] for item in items for f in item.get("faces", [])]
-    lms = [f["landmarks"] for item in items for f in item.get("faces", [])]
-    proba = predictor.predict_proba(crops, lms) if crops else np.zeros((0, len(predictor.classes)))
+    scores = predictor.predict([face_input(f) for item in items for f in item.get("faces", [])])
     out, i = [], 0
     for item in items:
         n = len(item.get("faces", []))
-        out.append(_finish(item, proba[i : i + n], predictor, keep_crops))
+        out.append(
+            _finish(item, scores.proba[i : i + n], predictor, keep_crops, scores.driver[i : i + n])
+        )
         i += n
     return out
+
+
+def face_input(face: dict[str, Any]):
+    """A stage-1 face record -> the predictor's `FaceInput` (crop, landmarks, tiles)."""
+    from unmask.inference.predictor import FaceInput
+
+    return FaceInput(face["crop"], face["landmarks"], face.get("tiles") or {})
 
 
 def score_image(
@@ -315,6 +394,8 @@ def score_image(
     """Score one decoded RGB image in memory (the HTTP server's path): same crop and
     model as `detect_paths`, no files involved. `cropper` is a `FaceCropper` built from
     `predictor.spec`, reused across calls."""
+    from unmask.data.tiles import cut_tiles
+
     faces = [
         {
             "frame": -1,
@@ -323,13 +404,10 @@ def score_image(
             "det_score": None if fc.score is None else float(fc.score),
             "crop": fc.image,
             "landmarks": fc.landmarks,
+            "tiles": {t: cut_tiles(image, fc.box, t) for t in predictor.needs.tiles},
         }
         for i, fc in enumerate(cropper.crop(image))
     ]
     item = {"file": name, "kind": "image", "faces": faces}
-    proba = (
-        predictor.predict_proba([f["crop"] for f in faces], [f["landmarks"] for f in faces])
-        if faces
-        else np.zeros((0, len(predictor.classes)))
-    )
-    return _finish(item, proba, predictor, keep_crops)
+    scores = predictor.predict([face_input(f) for f in faces])
+    return _finish(item, scores.proba, predictor, keep_crops, scores.driver)

@@ -1,41 +1,100 @@
-"""Score face crops with a saved model, whatever its family.
+"""Score faces with a saved model, whatever its kind (torch, classical, composite).
 
-`load_predictor(model_dir)` reads `model.json` and returns a `Predictor`. Crops are RGB
-uint8 arrays as `unmask prepare` writes them (PreprocessSpec.crop_size square); landmarks,
-when a model needs them (two-stream), are (468, 2 or 3) float arrays in crop coordinates
-normalised to [0, 1].
+    pred = load_predictor(model_dir)
+    pred.needs                    # InputNeeds: landmarks? which native-pixel TileSpecs?
+    scores = pred.predict([FaceInput(crop, landmarks, {spec: tiles})])
+    scores.proba                  # (N, C) class probabilities, rows sum to 1
+    scores.driver                 # per face: the composite member that drove the score (None)
+
+A `FaceInput` is one face: its square RGB uint8 crop (PreprocessSpec.crop_size), its
+face-mesh landmarks ((468, 2|3) in crop coordinates / crop size, or None) and, for models
+whose input is native-pixel tiles, `tiles[spec]` = `cut_tiles(decoded_original, box, spec)`.
+`predict_proba(crops, landmarks)` and `embed(crops, landmarks)` remain for crop-only callers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from unmask.data.spec import PreprocessSpec
-from unmask.inference.saved_model import read_model_json
+from unmask.data.tiles import TileSpec
+from unmask.errors import UnmaskError
+
+
+@dataclass(frozen=True)
+class FaceInput:
+    crop: np.ndarray
+    landmarks: np.ndarray | None = None
+    tiles: Mapping[TileSpec, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InputNeeds:
+    """What a predictor needs besides the crop, so that workers prepare only that."""
+
+    landmarks: bool = False
+    tiles: tuple[TileSpec, ...] = ()
+
+    def __or__(self, other: InputNeeds) -> InputNeeds:
+        tiles = self.tiles + tuple(t for t in other.tiles if t not in self.tiles)
+        return InputNeeds(self.landmarks or other.landmarks, tiles)
+
+
+@dataclass
+class Scores:
+    proba: np.ndarray  # (N, C)
+    driver: list[str | None]  # composite: member that drove each face's score
+    members: dict[str, np.ndarray] = field(default_factory=dict)  # name -> calibrated P(fake)
 
 
 @runtime_checkable
 class Predictor(Protocol):
-    meta: dict[str, Any]
+    meta: dict[str, Any]  # model.json as a plain dict
     classes: tuple[str, ...]  # logit order; classes[0] is always "real"
     spec: PreprocessSpec
     threshold: float  # verdict "fake" when P(fake) >= threshold
+    needs: InputNeeds
+
+    def predict(self, faces: Sequence[FaceInput]) -> Scores: ...
 
     def predict_proba(
         self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
-    ) -> np.ndarray:
-        """(N, C) class probabilities; rows sum to 1."""
-        ...
+    ) -> np.ndarray: ...
 
     def embed(
         self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
-    ) -> np.ndarray:
-        """(N, D) features used for retrieval (penultimate layer / spectrum features)."""
-        ...
+    ) -> np.ndarray: ...
+
+
+class CropPredictor:
+    """Base for predictors that score crops (and landmarks) only: `predict` is
+    `predict_proba` on the faces' crops, with no driver. Stand-ins in tests use it too."""
+
+    needs = InputNeeds()
+
+    def predict_proba(self, crops, landmarks=None) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def predict(self, faces: Sequence[FaceInput]) -> Scores:
+        crops = [f.crop for f in faces]
+        lms = [f.landmarks for f in faces]
+        proba = self.predict_proba(crops, lms) if faces else np.zeros((0, len(self.classes)))
+        return Scores(np.asarray(proba), [None] * len(faces))
+
+
+def faces_from(
+    crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
+) -> list[FaceInput]:
+    if landmarks is None:
+        landmarks = [None] * len(crops)
+    if len(landmarks) != len(crops):
+        raise ValueError(f"got {len(landmarks)} landmark arrays for {len(crops)} crops")
+    return [FaceInput(c, lm) for c, lm in zip(crops, landmarks, strict=True)]
 
 
 def p_fake(proba: np.ndarray) -> np.ndarray:
@@ -43,17 +102,23 @@ def p_fake(proba: np.ndarray) -> np.ndarray:
     return 1.0 - np.asarray(proba)[:, 0]
 
 
-def load_predictor(model_dir: str | Path, device: str = "cpu") -> Predictor:
-    meta = read_model_json(model_dir)
-    kind = meta["kind"]
-    if kind == "classical":
-        from unmask.detectors.classical import ClassicalPredictor
+def load_predictor(model_dir: str | Path, device: str = "cpu", member: bool = False) -> Predictor:
+    """The saved model in `model_dir`, ready to score. Refuses (one line) before building
+    anything: a model.json outside the schema, an unknown builder or option, a backbone
+    outside timm's registry, links out of the folder."""
+    from unmask.modelfile import read_saved_model
 
-        return ClassicalPredictor(Path(model_dir), meta)
-    if kind == "torch":
-        from unmask.training.torch_predictor import TorchPredictor
+    saved = read_saved_model(model_dir)
+    if saved.kind == "classical":
+        from unmask.inference.classical_predictor import ClassicalPredictor
 
-        return TorchPredictor(Path(model_dir), meta, device=device)
-    from unmask.errors import UnmaskError
+        return ClassicalPredictor(Path(model_dir), saved)
+    if saved.kind == "torch":
+        from unmask.inference.torch_predictor import TorchPredictor
 
-    raise UnmaskError(f"{model_dir}: unknown model kind {kind!r}")
+        return TorchPredictor(Path(model_dir), saved, device=device)
+    if member:
+        raise UnmaskError(f"{model_dir}: a composite member cannot itself be a composite")
+    from unmask.inference.composite import CompositePredictor
+
+    return CompositePredictor(Path(model_dir), saved, device=device)

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, TextIO
+
+from unmask.jsonio import dumps
 
 
 def model_summary(predictor, model_dir: Path) -> dict[str, Any]:
     from unmask.inference.saved_model import detector_label
+    from unmask.jsonio import json_clean
 
     meta = predictor.meta
-    return {
-        "id": meta.get("id") or Path(model_dir).name,
-        "detector": detector_label(meta),
-        "version": meta.get("unmask_version"),
-        "classes": list(predictor.classes),
-        "threshold": float(predictor.threshold),
-        "path": str(model_dir),
-    }
+    return json_clean(
+        {
+            "id": meta.get("id") or Path(model_dir).name,
+            "detector": detector_label(meta),
+            "version": meta.get("unmask_version"),
+            "classes": list(predictor.classes),
+            "threshold": float(predictor.threshold),
+            "kind": meta.get("kind"),
+            "members": [m["name"] for m in (meta.get("fusion") or {}).get("members", [])],
+            "path": str(model_dir),
+        }
+    )
 
 
 def face_csv_columns(classes) -> list[str]:
@@ -38,7 +44,7 @@ def face_csv_columns(classes) -> list[str]:
             "p_fake",
         ]
         + [f"p_{c}" for c in classes[1:]]
-        + ["verdict", "file_verdict", "reason"]
+        + ["verdict", "driver", "file_verdict", "reason"]
     )
 
 
@@ -70,6 +76,7 @@ def face_rows(res, classes) -> list[dict[str, Any]]:
             det_score=f.det_score,
             p_fake=f.p_fake,
             verdict=f.verdict,
+            driver=f.driver,
         )
         for c in classes[1:]:
             row[f"p_{c}"] = f.probs.get(c)
@@ -109,7 +116,9 @@ class TableWriter:
             frame = "" if f.frame < 0 else str(f.frame)
             cols = [f"{name:<{self.fw}}", f"{frame:>5}", f"{box:<21}", f"{f.p_fake:>7.3f}"]
             cols += [f"{f.probs.get(c, float('nan')):>9.3f}" for c in self.extra]
-            cols += [f.verdict.upper() if f.verdict == "fake" else f.verdict]
+            verdict = f.verdict.upper() if f.verdict == "fake" else f.verdict
+            # composite models: which member drove the score
+            cols += [f"{verdict} (driver: {f.driver})" if f.driver else verdict]
             print("  ".join(cols), file=self.stream)
         if res.kind == "video" and res.video and res.video.get("tracks"):
             for t in res.video["tracks"]:
@@ -132,13 +141,13 @@ class JsonWriter:
         self.first = True
         head = {"schema": schema, "model": model}
         # Write the head as JSON minus its closing brace, then stream the results list.
-        stream.write(json.dumps(head, indent=1)[:-2] + ',\n "results": [\n')
+        stream.write(dumps(head, indent=1)[:-2] + ',\n "results": [\n')
 
     def write(self, res) -> None:
         if not self.first:
             self.stream.write(",\n")
         self.first = False
-        self.stream.write(json.dumps(res.to_dict()))
+        self.stream.write(dumps(res.to_dict()))
 
     def close(self, summary: dict[str, Any]) -> None:
-        self.stream.write('\n],\n "summary": ' + json.dumps(summary) + "\n}\n")
+        self.stream.write('\n],\n "summary": ' + dumps(summary) + "\n}\n")

@@ -1,77 +1,79 @@
-"""`TorchPredictor`: score face crops with a saved CNN model (kind "torch").
+"""`TorchPredictor`: score faces with a saved CNN model (kind "torch").
 
-    pred = TorchPredictor(model_dir, read_model_json(model_dir), device="cpu")
-    proba = pred.predict_proba(crops, landmarks)    # (N, C), rows sum to 1
-    emb = pred.embed(crops, landmarks)              # (N, D) penultimate features
+    pred = TorchPredictor(model_dir, read_saved_model(model_dir), device="cpu")
+    scores = pred.predict(faces)                    # FaceInputs -> Scores (proba (N, C))
+    proba = pred.predict_proba(crops, landmarks)    # crop models only
     x = pred.preprocess(crops)                      # (N, 3, S, S) for Grad-CAM on pred.model
 
-The detector is rebuilt from `model.json` with `pretrained=False` (no download), weights come
-from `weights.safetensors`, and crops are resized/normalised exactly as in training
-(`unmask.training.augment.resize_normalize`).
+The network is rebuilt by its registered builder with `pretrained=False` (no download),
+after `check_saved` refused unknown builders, options and backbones; only the folder's own
+`weights.safetensors` is read. Crop models resize and normalise exactly as in training
+(`unmask.data.normalize.resize_normalize`). Tile models (`input.tiles` set) run the network
+on each of a face's native-pixel tiles and return the softmax of the MEAN of the tiles'
+logits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from unmask.data.spec import PreprocessSpec
+from unmask.data.normalize import landmarks_array, normalize_tiles, resize_normalize
 from unmask.errors import UnmaskError
-from unmask.training.augment import landmarks_array, resize_normalize
+from unmask.inference.predictor import FaceInput, InputNeeds, Scores, faces_from
+from unmask.modelfile import SavedModel, model_to_json
 
 
 class TorchPredictor:
     def __init__(
-        self,
-        model_dir: str | Path,
-        meta: dict[str, Any],
-        device: str = "cpu",
-        batch_size: int = 32,
+        self, model_dir: str | Path, saved: SavedModel, device: str = "cpu", batch_size: int = 32
     ) -> None:
-        import dataclasses
-
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         from unmask.detectors.cnn import build_cnn
-        from unmask.inference.saved_model import WEIGHTS_FILE
+        from unmask.detectors.registry import check_saved
+        from unmask.modelfile import weights_path
 
+        assert saved.input is not None  # the schema guarantees it for kind "torch"
         self.model_dir = Path(model_dir)
-        self.meta = meta
-        self.classes = tuple(meta["classes"])
-        names = {f.name for f in dataclasses.fields(PreprocessSpec)}
-        self.spec = PreprocessSpec(
-            **{k: v for k, v in (meta.get("preprocess") or {}).items() if k in names}
-        )
-        self.threshold = float(meta.get("threshold", 0.5))
-        inp = meta.get("input") or {}
-        self.input_size = int(inp.get("size", 224))
-        self.mean = tuple(inp.get("mean", (0.485, 0.456, 0.406)))
-        self.std = tuple(inp.get("std", (0.229, 0.224, 0.225)))
+        self.saved = saved
+        self.meta = model_to_json(saved)
+        self.classes = saved.classes
+        self.spec = saved.preprocess
+        self.threshold = saved.threshold
+        self.input_size = saved.input.size
+        self.mean, self.std = saved.input.mean, saved.input.std
+        self.tile_spec = saved.input.tiles
         self.device = torch.device(device)
         self.batch_size = batch_size
-        det = meta["detector"]
-        name = det["name"] if isinstance(det, dict) else str(det)
-        kwargs = dict(det.get("kwargs") or {}) if isinstance(det, dict) else {}
-        self.model = build_cnn(name, num_classes=len(self.classes), pretrained=False, **kwargs)
-        wpath = self.model_dir / WEIGHTS_FILE
-        if not wpath.is_file():
-            raise UnmaskError(f"{self.model_dir}: {WEIGHTS_FILE} missing")
+        det = saved.detector
+        info = check_saved(det.name, "cnn", det.kwargs)  # before anything is built or read
+        self.needs_landmarks = info.needs_landmarks
+        if self.needs_landmarks != saved.input.landmarks:
+            raise UnmaskError(f"{self.model_dir}: input.landmarks disagrees with {det.name!r}")
+        self.needs = InputNeeds(self.needs_landmarks, (self.tile_spec,) if self.tile_spec else ())
+        wpath = weights_path(self.model_dir)
+        try:
+            self.model = build_cnn(
+                det.name, num_classes=len(self.classes), pretrained=False, **det.kwargs
+            )
+        except (TypeError, ValueError, UnmaskError) as exc:
+            msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise UnmaskError(f"{self.model_dir}: cannot build {det.label!r} ({msg})") from None
         try:
             state = load_file(str(wpath), device="cpu")
         except (SafetensorError, OSError) as exc:
-            raise UnmaskError(f"{wpath}: unreadable weights ({exc})") from None
+            raise UnmaskError(f"{wpath}: unreadable weights ({str(exc)[:80]})") from None
         try:
             self.model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            first = str(exc).splitlines()[0]
-            raise UnmaskError(f"{wpath}: weights do not match {name!r} ({first})") from None
+            first = str(exc).splitlines()[0][:120]
+            raise UnmaskError(f"{wpath}: weights do not match {det.label!r} ({first})") from None
         self.model.eval().to(self.device)
-        self.needs_landmarks = bool(getattr(self.model, "needs_landmarks", False))
 
     # -- preprocessing -------------------------------------------------------------------
     def preprocess(self, crops: Sequence[np.ndarray]) -> torch.Tensor:
@@ -81,41 +83,61 @@ class TorchPredictor:
         arr = np.stack([resize_normalize(c, self.input_size, self.mean, self.std) for c in crops])
         return torch.from_numpy(arr)
 
-    def landmarks_tensor(
-        self, landmarks: Sequence[np.ndarray | None] | None, n: int
-    ) -> torch.Tensor:
+    def preprocess_tiles(self, faces: Sequence[FaceInput]) -> torch.Tensor:
+        """(N * count, 3, S, S): every face's tiles, face after face."""
+        spec = self.tile_spec
+        out = []
+        for f in faces:
+            tiles = f.tiles.get(spec) if spec is not None else None
+            if tiles is None or tiles.shape[:3] != (spec.count, spec.size, spec.size):
+                raise UnmaskError(
+                    f"{self.model_dir}: this model scores {spec.count} native-pixel tiles of "
+                    f"{spec.size} px per face, cut from the original image"
+                )
+            out.append(normalize_tiles(tiles, self.mean, self.std))
+        return torch.from_numpy(np.concatenate(out))
+
+    def landmarks_tensor(self, landmarks: Sequence[np.ndarray | None]) -> torch.Tensor:
         """(n, 468, 3) landmarks; zeros for crops without any."""
-        if landmarks is None:
-            landmarks = [None] * n
-        if len(landmarks) != n:
-            raise ValueError(f"got {len(landmarks)} landmark arrays for {n} crops")
         return torch.from_numpy(np.stack([landmarks_array(lm) for lm in landmarks]))
 
     # -- scoring -------------------------------------------------------------------------
-    def _run(self, crops, landmarks, fn) -> list[torch.Tensor]:
+    def _batches(self, x: torch.Tensor, lms: torch.Tensor | None, fn) -> torch.Tensor:
         out = []
-        n = len(crops)
-        lms = self.landmarks_tensor(landmarks, n) if self.needs_landmarks else None
         with torch.inference_mode():
-            for i in range(0, n, self.batch_size):
-                x = self.preprocess(crops[i : i + self.batch_size]).to(self.device)
-                args = (x,)
+            for i in range(0, len(x), self.batch_size):
+                args = [x[i : i + self.batch_size].to(self.device)]
                 if lms is not None:
-                    args = (x, lms[i : i + self.batch_size].to(self.device))
+                    args.append(lms[i : i + self.batch_size].to(self.device))
                 out.append(fn(*args).float().cpu())
-        return out
+        return torch.cat(out)
+
+    def _run(self, faces: Sequence[FaceInput], fn) -> torch.Tensor:
+        if self.tile_spec is not None:
+            k = self.tile_spec.count
+            per_tile = self._batches(self.preprocess_tiles(faces), None, fn)
+            return per_tile.reshape(len(faces), k, -1).mean(1)  # mean over a face's tiles
+        x = self.preprocess([f.crop for f in faces])
+        lms = self.landmarks_tensor([f.landmarks for f in faces]) if self.needs_landmarks else None
+        return self._batches(x, lms, fn)
+
+    def predict(self, faces: Sequence[FaceInput]) -> Scores:
+        if len(faces) == 0:
+            return Scores(np.zeros((0, len(self.classes)), dtype=np.float32), [])
+        proba = torch.softmax(self._run(faces, self.model), 1).numpy()
+        return Scores(proba, [None] * len(faces))
 
     def predict_proba(
         self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
     ) -> np.ndarray:
-        if len(crops) == 0:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
-        logits = self._run(crops, landmarks, self.model)
-        return torch.softmax(torch.cat(logits), 1).numpy()
+        return self.predict(faces_from(crops, landmarks)).proba
+
+    def embed_faces(self, faces: Sequence[FaceInput]) -> np.ndarray:
+        if len(faces) == 0:
+            return np.zeros((0, int(self.model.embed_dim)), dtype=np.float32)
+        return self._run(faces, self.model.features).numpy()
 
     def embed(
         self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
     ) -> np.ndarray:
-        if len(crops) == 0:
-            return np.zeros((0, int(getattr(self.model, "embed_dim", 0))), dtype=np.float32)
-        return torch.cat(self._run(crops, landmarks, self.model.features)).numpy()
+        return self.embed_faces(faces_from(crops, landmarks))

@@ -31,6 +31,11 @@ class _Expired(Exception):
     pass
 
 
+def _unname(text: str, tmp: str, name: str) -> str:
+    """`text` with the server's temp file (path or name) replaced by the upload's name."""
+    return (text or "").replace(tmp, name).replace(Path(tmp).name, name)
+
+
 class _LockedPredictor:
     """The predictor with every model call serialised by `lock` (attributes pass through)."""
 
@@ -44,6 +49,10 @@ class _LockedPredictor:
     def predict_proba(self, crops, landmarks=None):
         with self._lock:
             return self._p.predict_proba(crops, landmarks)
+
+    def predict(self, faces):
+        with self._lock:
+            return self._p.predict(faces)
 
     def embed(self, crops, landmarks=None):
         with self._lock:
@@ -156,7 +165,10 @@ class Engine:
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-            self._check_video_length(tmp, name)
+            try:
+                self._check_video_length(tmp, name)
+            except BadInputError as exc:  # it names the temp file: name the upload instead
+                raise BadInputError(name, exc.reason, _unname(exc.detail, tmp, name)) from None
             with self.video_lock:
                 res = next(
                     iter(detect_paths([tmp], self.locked, frames=self.video_frames, workers=1))
@@ -165,7 +177,7 @@ class Engine:
             Path(tmp).unlink(missing_ok=True)
         res.file = name
         if res.status == "error":
-            raise from_reason(res.reason, res.detail, name)
+            raise from_reason(res.reason, _unname(res.detail, tmp, name), name)
         return res, None
 
     def _check_video_length(self, path: str, name: str) -> None:

@@ -17,9 +17,10 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from unmask.data.spec import PreprocessSpec
+from unmask.inference.predictor import CropPredictor
 
 
-class BrightnessPredictor:
+class BrightnessPredictor(CropPredictor):
     """P(fake) = mean pixel value / 255 of the crop; `delay_s` simulates a slow model."""
 
     def __init__(
@@ -49,7 +50,7 @@ class BrightnessPredictor:
         return np.array([[float(np.asarray(c).mean())] for c in crops]).reshape(-1, 1)
 
 
-class TinyCamPredictor:
+class TinyCamPredictor(CropPredictor):
     """A CNN-shaped stand-in (untrained 3x3 conv + linear head, fixed seed) so Grad-CAM
     paths run without a trained model: `model.gradcam_layers()` and `preprocess(crops)`
     are what `unmask.inference.explain.cams_for_crops` needs. Needs torch."""
@@ -108,13 +109,22 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def live_server(app, port: int | None = None, timeout_s: float = 30.0) -> Iterator[str]:
-    """uvicorn serving `app` on 127.0.0.1 in a daemon thread; yields `http://127.0.0.1:PORT`."""
+def live_server(
+    app, port: int | None = None, timeout_s: float = 30.0, **uvicorn_options
+) -> Iterator[str]:
+    """uvicorn serving `app` on 127.0.0.1 in a daemon thread; yields `http://127.0.0.1:PORT`.
+    `uvicorn_options` go to `uvicorn.Config` (e.g. `http=unmask.serving.guard.PROTOCOL`)."""
     import uvicorn
 
     port = port or free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        **uvicorn_options,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)

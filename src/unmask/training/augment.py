@@ -1,5 +1,5 @@
 """Image ops shared by training and inference: augmentation (train only) and the one
-resize + normalise step that `TorchPredictor` repeats exactly at inference time.
+resize + normalise step (`unmask.data.normalize`) that inference repeats exactly.
 
 Augmentations work on uint8 RGB crops (H, W, 3) with PIL, in this order: resize down-up,
 Gaussian blur, JPEG re-compression, colour jitter, horizontal flip. Each is switched on by
@@ -13,10 +13,14 @@ import io
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
+# One resize/normalise step and one ImageNet constant for training and inference.
+from unmask.data.normalize import (  # noqa: F401  (re-used names)
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    landmarks_array,
+    resize_normalize,
+)
 from unmask.training.config import AugmentConfig
-
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
 def augment_crop(
@@ -57,33 +61,6 @@ def flip_landmarks(landmarks: np.ndarray) -> np.ndarray:
     if np.any(out):
         out[:, 0] = 1.0 - out[:, 0]
     return out
-
-
-def resize_normalize(
-    img: np.ndarray,
-    size: int,
-    mean: tuple[float, ...] = IMAGENET_MEAN,
-    std: tuple[float, ...] = IMAGENET_STD,
-) -> np.ndarray:
-    """uint8 (H, W, 3) RGB -> float32 (3, size, size): PIL bilinear resize, /255, normalise."""
-    arr = np.asarray(img)
-    if arr.ndim == 2:
-        arr = np.stack([arr] * 3, axis=-1)
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise ValueError(f"expected an (H, W, 3) RGB crop, got shape {arr.shape}")
-    arr = np.ascontiguousarray(arr[..., :3], dtype=np.uint8)
-    if arr.shape[0] != size or arr.shape[1] != size:
-        arr = np.asarray(Image.fromarray(arr).resize((size, size), Image.BILINEAR))
-    x = arr.astype(np.float32) / 255.0
-    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
-
-
-def landmarks_array(landmarks: np.ndarray | None) -> np.ndarray:
-    """(468, 3) float32 from (468, 2|3) landmarks; zeros when None/empty (no face mesh)."""
-    out = np.zeros((468, 3), dtype=np.float32)
-    if landmarks is None:
-        return out
     lm = np.asarray(landmarks, dtype=np.float32)
     if lm.ndim != 2 or lm.shape[0] != 468 or lm.shape[1] not in (2, 3):
         raise ValueError(f"landmarks must be (468, 2|3), got shape {lm.shape}")

@@ -24,7 +24,6 @@ model records why.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import time
 from pathlib import Path
@@ -34,46 +33,6 @@ import numpy as np
 
 from unmask.errors import ConfigError, UnmaskError
 from unmask.training.config import TrainConfig
-
-
-def select_rows(df: Any, cfg: TrainConfig, split: str) -> Any:
-    """Rows of `split` after the source filters and the per-class cap."""
-    import pandas as pd
-
-    d = df[df["split"] == split]
-    if cfg.data.sources:
-        d = d[d["source"].isin(cfg.data.sources)]
-    if cfg.data.exclude_sources:
-        d = d[~d["source"].isin(cfg.data.exclude_sources)]
-    if cfg.data.max_per_class > 0:
-        parts = [
-            g.sample(n=min(len(g), cfg.data.max_per_class), random_state=cfg.seed)
-            for _, g in d.groupby("label", sort=True)
-        ]
-        d = d.iloc[0:0] if not parts else pd.concat(parts)
-    return d.sort_values("path").reset_index(drop=True)
-
-
-def read_preprocess(manifest: str | Path) -> tuple[dict[str, Any], str | None]:
-    """The PreprocessSpec dict saved next to the manifest (defaults + a note if absent)."""
-    from dataclasses import asdict
-
-    from unmask.data.manifest import SPEC_NAME, manifest_path
-    from unmask.data.spec import PreprocessSpec
-
-    p = manifest_path(manifest).parent / SPEC_NAME
-    if not p.is_file():
-        return asdict(PreprocessSpec()), f"{SPEC_NAME} not found next to the manifest; defaults"
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UnmaskError(f"{p}: not valid JSON") from None
-    for key in ("preprocess", "spec"):  # prepare.json: {"preprocess": {...}, "options": ...}
-        if isinstance(data, dict) and isinstance(data.get(key), dict):
-            data = data[key]
-            break
-    names = set(PreprocessSpec.__dataclass_fields__)
-    return {k: v for k, v in data.items() if k in names}, None
 
 
 def _labels(df: Any, num_classes: int) -> np.ndarray:
@@ -93,7 +52,7 @@ def _rank_scores(pipe: Any, z: np.ndarray) -> np.ndarray:
 
 
 def _selection_score(y: np.ndarray, scores: np.ndarray, num_classes: int) -> tuple[float, float]:
-    from unmask.evaluation.metrics import balanced_accuracy, roc_auc
+    from unmask.metrics import balanced_accuracy, roc_auc
 
     if num_classes == 2:
         auc = roc_auc(y, scores)
@@ -110,24 +69,25 @@ def train_classical(cfg: TrainConfig, progress: bool = True, jobs: int = 2) -> P
     """Train classical detector `cfg.detector.name` on the manifest; returns the model folder."""
     from unmask.config import to_dict
     from unmask.data.manifest import manifest_path, read_manifest
+    from unmask.data.spec import read_prepare_spec
     from unmask.detectors.classical import (
         DEFAULT_GRIDS,
         FEATURES_OF,
         ArrayModel,
         calibrate,
         needs_calibration,
-        save_classical,
         set_hparam,
     )
     from unmask.detectors.registry import create_detector, detector_info
-    from unmask.evaluation.metrics import (
+    from unmask.features.extract import extract_files
+    from unmask.labels import classes_for
+    from unmask.metrics import (
         best_threshold,
         binary_report,
         multiclass_report,
         roc_auc,
     )
-    from unmask.features.extract import extract_files
-    from unmask.labels import classes_for
+    from unmask.training.rows import select_rows
 
     t0 = time.time()
     name = cfg.detector.name
@@ -143,8 +103,8 @@ def train_classical(cfg: TrainConfig, progress: bool = True, jobs: int = 2) -> P
     kwargs = dict(cfg.detector.kwargs)
 
     df = read_manifest(cfg.data.manifest)
-    tr = select_rows(df, cfg, "train")
-    va = select_rows(df, cfg, "val")
+    tr = select_rows(df[df["split"] == "train"], cfg.data, cfg.seed)
+    va = select_rows(df[df["split"] == "val"], cfg.data, cfg.seed)
     y_tr, y_va = _labels(tr, k), _labels(va, k)
     if len(np.unique(y_tr)) < k:
         present = sorted({classes[i] for i in y_tr})
@@ -214,7 +174,7 @@ def train_classical(cfg: TrainConfig, progress: bool = True, jobs: int = 2) -> P
     proba_tr = model.predict_proba_features(f_tr)
     train_auc = roc_auc((y_tr > 0).astype(np.int64), 1.0 - proba_tr[:, 0])
 
-    preprocess, note = read_preprocess(cfg.data.manifest)
+    preprocess, note = read_prepare_spec(cfg.data.manifest)
     if note:
         notes.append(note)
 
@@ -224,21 +184,14 @@ def train_classical(cfg: TrainConfig, progress: bool = True, jobs: int = 2) -> P
             for s, g in d.groupby("source")
         }
 
-    meta = {
-        "detector": name,
-        "detector_kwargs": {**kwargs, **chosen},
+    training = {
         "class_weight": "balanced" if cfg.data.class_weights else None,
-        "classes": list(classes),
-        "preprocess": preprocess,
-        "threshold": float(threshold),
-        "threshold_rule": rule,
         "selection": {
             "metric": "val AUC of the fake score (3 classes: macro one-vs-rest AUC)",
             "grid": grid,
             "results": results,
             "chosen": chosen,
         },
-        "metrics": {"val": val_metrics, "train_auc": train_auc},
         "data": {
             "manifest": str(cfg.data.manifest),
             "train_counts": counts(tr),
@@ -247,21 +200,32 @@ def train_classical(cfg: TrainConfig, progress: bool = True, jobs: int = 2) -> P
             "n_val": len(va),
         },
         "notes": notes,
-        # Mean training feature per class: `unmask detect --explain` plots a face's spectrum
-        # against these (1-D spectra only; 2-D DCT means would bloat model.json).
-        "class_profiles": (
-            {
-                c: np.asarray(f_tr)[y_tr == i].mean(axis=0).round(4).tolist()
-                for i, c in enumerate(classes)
-            }
-            if kind == "spectrum"
-            else {}
-        ),
-        "profile_size": size,
         "train_seconds": round(time.time() - t0, 1),
         "config": to_dict(cfg),
     }
-    out = save_classical(pipe, cfg.output, meta)
+    # Mean training feature per class: `unmask detect --explain` plots a face's spectrum
+    # against these (1-D spectra only; 2-D DCT means would bloat model.json).
+    profiles = (
+        {
+            c: np.asarray(f_tr)[y_tr == i].mean(axis=0).round(4).tolist()
+            for i, c in enumerate(classes)
+        }
+        if kind == "spectrum"
+        else {}
+    )
+    out = save_classical(
+        pipe,
+        cfg.output,
+        detector={"name": name, "family": "classical", "kwargs": {**kwargs, **chosen}},
+        classes=list(classes),
+        preprocess=preprocess,
+        threshold=float(threshold),
+        threshold_rule=rule,
+        metrics={"val": val_metrics, "train_auc": train_auc},
+        training=training,
+        class_profiles=profiles,
+        profile_size=size if profiles else 0,
+    )
     if progress:
         v = val_metrics
         print(
@@ -269,3 +233,26 @@ def train_classical(cfg: TrainConfig, progress: bool = True, jobs: int = 2) -> P
             + (f", val AUC {v['auc']:.4f}, val acc {v['accuracy']:.4f}" if v else "")
         )
     return out
+
+
+def save_classical(pipe: Any, model_dir: str | Path, **fields: Any) -> Path:
+    """Write `weights.safetensors` (every fitted array of `pipe`) and `model.json` through
+    the one writer; `fields` are the SavedModel fields besides kind/features/head."""
+    from safetensors.numpy import save_file
+
+    from unmask.detectors.classical import export_arrays
+    from unmask.modelfile import WEIGHTS_FILE, new_saved_model, write_saved_model
+
+    d = Path(model_dir)
+    arrays, head = export_arrays(pipe)
+    feats = pipe.named_steps["features"]
+    saved = new_saved_model(
+        kind="classical",
+        features={"kind": feats.kind, "size": int(feats.size)},
+        head=head,
+        **fields,
+    )
+    d.mkdir(parents=True, exist_ok=True)
+    save_file(arrays, str(d / WEIGHTS_FILE))
+    write_saved_model(d, saved)
+    return d

@@ -8,8 +8,36 @@ use all of it. See `configs/*.yaml` for one commented file per detector.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+
+def _in_range(name: str, value: float, lo: float, hi: float) -> None:
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+
+
+def _pair(name: str, value: tuple, lo: float, hi: float) -> None:
+    if len(value) != 2 or not lo <= value[0] <= value[1] <= hi:
+        raise ValueError(f"{name} must be two values lo <= hi in [{lo}, {hi}], got {list(value)}")
+
+
+@dataclass(frozen=True)
+class TileDataConfig:
+    """Native-pixel tiles instead of resized crops (see unmask.training.tile_data)."""
+
+    size: int = 0  # tile side in original pixels; 0: off (crops resized to input_size)
+    count: int = 8  # tiles per face at validation/inference; a face's logit = tile mean
+    region: Literal["face", "image"] = "face"  # tiles in the face box, or the whole image
+    align: int = 8  # tile origins on the 8x8 JPEG grid
+    pool: int = 12  # random tiles cut once per training row (re-augmented per sample)
+    epoch_size: int = 8192  # training samples per epoch, drawn class- and source-balanced
+    max_per_source: int = 0  # cap train rows per (source, label) (0: all)
+    max_val_per_source: int = 0  # cap val rows per (source, label) (0: all)
+    val_jpeg: int = 90  # val tiles re-encoded at this JPEG quality (0: as stored)
+    noise_prob: float = 0.0  # chance of Gaussian noise, std drawn in [0, noise_std] (0..255)
+    noise_std: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -17,14 +45,31 @@ class DataConfig:
     manifest: str = ""  # manifest.csv written by `unmask prepare` (required)
     num_classes: Literal[2, 3] = 2  # 2: real/fake, 3: real/gan/edited
     input_size: int = 224  # crops are resized to this before the model
+    tiles: TileDataConfig = field(default_factory=TileDataConfig)  # size > 0: native tiles
     sources: tuple[str, ...] = ()  # train/val only on these sources (empty: all)
     exclude_sources: tuple[str, ...] = ()  # e.g. held-out sources for cross-source tests
     max_per_class: int = 0  # cap rows per (split, label) for quick runs (0: no cap)
+    val_max_per_class: int = 0  # the val split's cap when set (0: max_per_class)
     num_workers: int = 0  # DataLoader workers (0: in the main process)
     batch_size: int = 32
     class_weights: bool = True  # weight the loss by inverse class frequency
     synth: tuple[str, ...] = ()  # on-the-fly fakes for training, e.g. ("blend",)
     synth_prob: float = 0.5  # chance a real training face is turned into a synthetic fake
+    # SBI pairs: every real gives itself AND its blend, both with the same augmentation
+    # (JPEG, resize, flip...), so that compression is never the signal (synth_prob unused).
+    synth_pairs: bool = False
+    synth_parts: float = 0.0  # chance a blend is part-level (eyes/nose/mouth...), else face
+    labels: tuple[str, ...] = ()  # train/val only on rows with these labels (empty: all)
+    val_synth: bool = False  # val reals also get one fixed (seeded) blend each
+
+    def __post_init__(self) -> None:
+        _in_range("data.input_size", self.input_size, 16, 1024)
+        _in_range("data.max_per_class", self.max_per_class, 0, 10**9)
+        _in_range("data.num_workers", self.num_workers, 0, 256)
+        _in_range("data.batch_size", self.batch_size, 1, 65536)
+        _in_range("data.synth_prob", self.synth_prob, 0.0, 1.0)
+        _in_range("data.synth_parts", self.synth_parts, 0.0, 1.0)
+        _in_range("data.val_max_per_class", self.val_max_per_class, 0, 10**9)
 
 
 @dataclass(frozen=True)
@@ -37,6 +82,14 @@ class AugmentConfig:
     blur_sigma: tuple[float, float] = (0.1, 3.0)
     resize_prob: float = 0.0  # down- then up-scale by a factor in resize_scale
     resize_scale: tuple[float, float] = (0.5, 1.0)
+
+    def __post_init__(self) -> None:
+        for name in ("hflip", "jpeg_prob", "blur_prob", "resize_prob"):
+            _in_range(f"augment.{name}", getattr(self, name), 0.0, 1.0)
+        _in_range("augment.color_jitter", self.color_jitter, 0.0, 1.0)
+        _pair("augment.jpeg_quality", self.jpeg_quality, 1, 100)
+        _pair("augment.blur_sigma", self.blur_sigma, 0.0, 50.0)
+        _pair("augment.resize_scale", self.resize_scale, 0.05, 1.0)
 
 
 @dataclass(frozen=True)
@@ -55,6 +108,15 @@ class OptimConfig:
     step_size: int = 10  # epochs, for schedule=step
     gamma: float = 0.1
     warmup_epochs: int = 0
+    freeze_backbone_epochs: int = 0  # train only the head (backbone BN frozen) at first
+
+    def __post_init__(self) -> None:
+        _in_range("optim.lr", self.lr, 1e-12, 10.0)
+        _in_range("optim.weight_decay", self.weight_decay, 0.0, 10.0)
+        _in_range("optim.step_size", self.step_size, 1, 10**6)
+        _in_range("optim.gamma", self.gamma, 0.0, 1.0)
+        _in_range("optim.warmup_epochs", self.warmup_epochs, 0, 10**6)
+        _in_range("optim.freeze_backbone_epochs", self.freeze_backbone_epochs, 0, 10**6)
 
 
 @dataclass(frozen=True)
@@ -73,12 +135,28 @@ class TrainerConfig:
     wandb_project: str = "unmask"
     resume: str = ""  # Lightning checkpoint to resume from
 
+    def __post_init__(self) -> None:
+        _in_range("trainer.max_epochs", self.max_epochs, 1, 10**6)
+        _in_range("trainer.patience", self.patience, 0, 10**6)
+        _in_range("trainer.num_nodes", self.num_nodes, 1, 10**4)
+        _in_range("trainer.limit_train_batches", self.limit_train_batches, 0.0, 10**9)
+        _in_range("trainer.log_every_n_steps", self.log_every_n_steps, 1, 10**9)
+        ok = self.devices == "auto" or (isinstance(self.devices, int) and self.devices >= 1)
+        if not ok and not (isinstance(self.devices, list) and self.devices):
+            raise ValueError(
+                f"trainer.devices must be 'auto', a count >= 1 or a list of ids, got {self.devices!r}"
+            )
+
 
 @dataclass(frozen=True)
 class ClassicalConfig:
     # Hyper-parameter grid searched on the validation split (never test).
     grid: dict[str, Any] = field(default_factory=dict)
     feature_size: int = 0  # resize crops to this before features (0: data.input_size)
+
+    def __post_init__(self) -> None:
+        if self.feature_size != 0:
+            _in_range("classical.feature_size", self.feature_size, 16, 1024)
 
 
 @dataclass(frozen=True)
@@ -91,3 +169,11 @@ class TrainConfig:
     classical: ClassicalConfig = field(default_factory=ClassicalConfig)
     output: str = "runs/model"  # the saved model folder
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        out = self.output.strip()
+        if not out or out in (".", "./") or any(c in out for c in "\n\r\0"):
+            raise ValueError(
+                f"output must name a model folder (not empty, not the current folder), got {self.output!r}"
+            )
+        _in_range("seed", self.seed, 0, 2**32 - 1)

@@ -38,20 +38,15 @@ def load_split(cfg: TrainConfig, split: str):
 
     if not cfg.data.manifest:
         raise UnmaskError("data.manifest is not set (the manifest.csv from `unmask prepare`)")
+    from unmask.training.rows import select_rows
+
     df = read_manifest(cfg.data.manifest, split=split)
-    if cfg.data.sources:
-        df = df[df["source"].isin(cfg.data.sources)]
-    if cfg.data.exclude_sources:
-        df = df[~df["source"].isin(cfg.data.exclude_sources)]
-    if cfg.data.max_per_class > 0 and len(df):
-        cap = cfg.data.max_per_class
-        keep = []
-        for _, idx in sorted(df.groupby("label").groups.items()):
-            rng = np.random.default_rng(cfg.seed)
-            idx = np.asarray(sorted(idx))
-            keep.extend(idx[rng.permutation(len(idx))[:cap]] if len(idx) > cap else idx)
-        df = df.loc[sorted(keep)]
-    df = df.sort_values("path", kind="stable").reset_index(drop=True)
+    data = cfg.data
+    if split == "val" and data.val_max_per_class > 0:
+        import dataclasses
+
+        data = dataclasses.replace(data, max_per_class=data.val_max_per_class)
+    df = select_rows(df, data, cfg.seed)
     return df
 
 
@@ -73,6 +68,9 @@ class FaceDataset(Dataset):
         with_landmarks: bool = False,
         synth: tuple[str, ...] = (),
         synth_prob: float = 0.0,
+        pairs: bool = False,
+        synth_parts: float = 0.0,
+        fixed_seed: int | None = None,
     ) -> None:
         self.paths = list(df["abs_path"])
         lms = df["abs_landmarks"] if "abs_landmarks" in df.columns else [""] * len(df)
@@ -85,6 +83,11 @@ class FaceDataset(Dataset):
         self.with_landmarks = with_landmarks
         self.synth = tuple(synth)
         self.synth_prob = synth_prob
+        # pairs: item i is (its crop, its blend) stacked, flattened by `pair_collate`.
+        self.pairs = bool(pairs and synth)
+        self.synth_parts = synth_parts
+        # fixed_seed: deterministic blends without augmentation (validation pairs).
+        self.fixed_seed = fixed_seed
         for s in self.synth:
             if s != "blend":
                 raise UnmaskError(f"data.synth: unknown on-the-fly fake {s!r}; valid: blend")
@@ -92,7 +95,41 @@ class FaceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def _blend(self, img, lm, rng):
+        from unmask.synth.blend import choose_region, self_blend
+
+        region = choose_region(rng, self.synth_parts) if len(lm) == 468 else "face"
+        return self_blend(img, lm, rng, region=region)[0]
+
+    def _pair(self, i: int):
+        """(2, 3, S, S), (2, 468, 3), (2,): the row and its blend (a fake row: itself twice),
+        both through the same augmentation draw."""
+        img = load_crop(self.paths[i])
+        y = self.targets[i]
+        lm = load_landmarks_file(self.landmark_paths[i])
+        if self.fixed_seed is not None:
+            rng = np.random.default_rng([self.fixed_seed, i])
+        else:
+            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
+        imgs, ys = [img, img], [y, y]
+        if y == 0 and lm is not None:
+            imgs[1], ys[1] = self._blend(img, lm, rng), label_to_index("edited", self.num_classes)
+        lms = [lm, lm]
+        if self.augment is not None:
+            aug_seed = int(rng.integers(0, 2**31 - 1))
+            for k in range(2):  # the same draw for both: same JPEG quality, resize, flip
+                imgs[k], flipped = augment_crop(imgs[k], self.augment, np.random.default_rng(aug_seed))
+                if flipped and lms[k] is not None:
+                    lms[k] = flip_landmarks(lms[k])
+        x = torch.stack([torch.from_numpy(resize_normalize(a, self.input_size)) for a in imgs])
+        lm_t = torch.stack(
+            [torch.from_numpy(landmarks_array(m if self.with_landmarks else None)) for m in lms]
+        )
+        return x, lm_t, torch.tensor(ys, dtype=torch.long)
+
     def __getitem__(self, i: int):
+        if self.pairs:
+            return self._pair(i)
         img = load_crop(self.paths[i])
         y = self.targets[i]
         need_lm = self.with_landmarks or bool(self.synth)
@@ -101,9 +138,7 @@ class FaceDataset(Dataset):
             # torch's RNG is seeded by seed_everything (and per worker), so runs repeat.
             rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
             if self.synth and y == 0 and lm is not None and rng.random() < self.synth_prob:
-                from unmask.synth.blend import self_blend
-
-                img, _ = self_blend(img, lm, rng)
+                img = self._blend(img, lm, rng)
                 y = label_to_index("edited", self.num_classes)
             img, flipped = augment_crop(img, self.augment, rng)
             if flipped and lm is not None:
@@ -130,10 +165,21 @@ def class_weights(
     return w.astype(float).tolist()
 
 
-def _check_both_classes(df, split: str) -> None:
+def pair_collate(batch):
+    """Default collate, then (B, 2, ...) -> (2B, ...) for `FaceDataset` pairs."""
+    from torch.utils.data import default_collate
+
+    return tuple(t.flatten(0, 1) for t in default_collate(batch))
+
+
+def _check_both_classes(df, split: str, synth: bool = False) -> None:
     if len(df) == 0:
         raise UnmaskError(f"the {split} split is empty after data filters")
     labels = set(df["label"])
+    if synth:  # fakes are made from the reals on the fly
+        if "real" not in labels:
+            raise UnmaskError(f"the {split} split has no real rows to blend")
+        return
     if "real" not in labels or not labels - {"real"}:
         raise UnmaskError(f"the {split} split needs both real and fake rows (has {sorted(labels)})")
 
@@ -153,8 +199,9 @@ class FaceDataModule(L.LightningDataModule):
             return
         self.train_df = load_split(self.cfg, "train")
         self.val_df = load_split(self.cfg, "val")
-        _check_both_classes(self.train_df, "train")
-        _check_both_classes(self.val_df, "val")
+        d = self.cfg.data
+        _check_both_classes(self.train_df, "train", bool(d.synth))
+        _check_both_classes(self.val_df, "val", bool(d.synth and d.val_synth))
 
     def dataset(self, split: str, augment: bool | None = None) -> FaceDataset:
         self.setup()
@@ -167,8 +214,11 @@ class FaceDataModule(L.LightningDataModule):
             d.input_size,
             augment=self.cfg.augment if aug else None,
             with_landmarks=self.with_landmarks,
-            synth=d.synth if aug else (),
+            synth=d.synth if (aug or (not train and d.val_synth)) else (),
             synth_prob=d.synth_prob,
+            pairs=d.synth_pairs or (not train and d.val_synth),
+            synth_parts=d.synth_parts,
+            fixed_seed=None if aug else self.cfg.seed,
         )
 
     def _loader(self, ds: FaceDataset, shuffle: bool) -> DataLoader:
@@ -180,6 +230,7 @@ class FaceDataModule(L.LightningDataModule):
             num_workers=w,
             persistent_workers=w > 0,
             pin_memory=torch.cuda.is_available(),
+            collate_fn=pair_collate if ds.pairs else None,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -18,8 +18,8 @@ Multi-GPU / multi-node runs go through Lightning (`trainer.devices`, `num_nodes`
 
 from __future__ import annotations
 
-import inspect
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,28 +28,38 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from unmask.config import from_dict, to_dict
-from unmask.detectors.cnn import build_cnn, resolve_name
+from unmask.config import to_dict
+from unmask.data.normalize import IMAGENET_MEAN, IMAGENET_STD
+from unmask.detectors.cnn import build_cnn
+from unmask.detectors.registry import DetectorInfo, resolve_name
 from unmask.errors import ConfigError, UnmaskError
 from unmask.labels import classes_for, label_to_index
-from unmask.training.augment import IMAGENET_MEAN, IMAGENET_STD
 from unmask.training.config import TrainConfig
 
-THRESHOLD_RULE = "youden_j_val"  # max TPR - FPR on val (= max balanced accuracy)
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """The CNN a config asks for, resolved once: registry name, builder kwargs (with
+    `input_size` injected for builders that size buffers to it) and the registry entry."""
+
+    name: str
+    kwargs: dict[str, Any]
+    info: DetectorInfo
+
+    def build(self, num_classes: int, pretrained: bool = False):
+        return build_cnn(self.name, num_classes=num_classes, pretrained=pretrained, **self.kwargs)
 
 
-def detector_spec(cfg: TrainConfig) -> tuple[str, dict[str, Any]]:
-    """Registry name + builder kwargs, with `input_size` injected for detectors whose builder
-    takes it (resnet18-dct, f3net) so that size-dependent buffers match the training size."""
+def detector_spec(cfg: TrainConfig) -> DetectorSpec:
     from unmask.detectors.registry import detector_info
 
     name, kwargs = resolve_name(cfg.detector.name, cfg.detector.kwargs)
     info = detector_info(name)
     if info.family != "cnn":
         raise ConfigError(f"detector {name!r} is {info.family}; the CNN engine needs a cnn one")
-    if "input_size" in inspect.signature(info.builder).parameters:
+    if info.takes_input_size:
         kwargs.setdefault("input_size", cfg.data.input_size)
-    return name, kwargs
+    return DetectorSpec(name, kwargs, info)
 
 
 def binary_metrics(proba: np.ndarray, targets: np.ndarray) -> dict[str, float]:
@@ -67,40 +77,17 @@ def binary_metrics(proba: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     return {"auc": auc, "acc": acc, "loss": loss, "n": int(len(targets))}
 
 
-def choose_threshold(score: np.ndarray, y_fake: np.ndarray) -> tuple[float, dict[str, float]]:
-    """Threshold on P(fake) maximising Youden's J = TPR - FPR on val (ties: the lowest J-max
-    threshold sklearn lists first); returns it with TPR, FPR and balanced accuracy there."""
-    from sklearn.metrics import roc_curve
-
-    y_fake = np.asarray(y_fake).astype(int)
-    if not 0 < y_fake.sum() < len(y_fake):
-        return 0.5, {}
-    fpr, tpr, thr = roc_curve(y_fake, score)
-    j = tpr - fpr
-    i = int(np.argmax(j))
-    t = float(min(max(thr[i], 0.0), 1.0))
-    return t, {
-        "tpr": float(tpr[i]),
-        "fpr": float(fpr[i]),
-        "balanced_acc": float((tpr[i] + 1 - fpr[i]) / 2),
-    }
-
-
 class DetectorModule(L.LightningModule):
     """Cross-entropy training of any registered CNN detector; logs val_auc/acc/loss."""
 
-    def __init__(self, config: dict[str, Any], class_weights: list[float] | None = None):
+    def __init__(
+        self, cfg: TrainConfig, spec: DetectorSpec, class_weights: list[float] | None = None
+    ):
         super().__init__()
-        self.save_hyperparameters()
-        self.cfg = from_dict(TrainConfig, config)
-        name, kwargs = detector_spec(self.cfg)
-        self.model = build_cnn(
-            name,
-            num_classes=self.cfg.data.num_classes,
-            pretrained=self.cfg.detector.pretrained,
-            **kwargs,
-        )
-        self.needs_landmarks = bool(getattr(self.model, "needs_landmarks", False))
+        self.save_hyperparameters({"config": to_dict(cfg)})  # logged, never read back
+        self.cfg = cfg
+        self.model = spec.build(cfg.data.num_classes, pretrained=cfg.detector.pretrained)
+        self.needs_landmarks = spec.info.needs_landmarks
         w = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.register_buffer("class_weights", w, persistent=False)
         self._val_proba: list[torch.Tensor] = []
@@ -218,11 +205,14 @@ def train_cnn(cfg: TrainConfig) -> Path:
     if t.resume and not Path(t.resume).is_file():
         raise UnmaskError(f"trainer.resume: checkpoint not found: {t.resume}")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    name, _ = detector_spec(cfg)  # fail early on unknown names
-    probe = build_cnn(name, num_classes=cfg.data.num_classes, **detector_spec(cfg)[1])
-    needs_lm = bool(getattr(probe, "needs_landmarks", False))
-    del probe
-    dm = FaceDataModule(cfg, with_landmarks=needs_lm)
+    spec = detector_spec(cfg)  # resolved once; fails early on unknown names
+    tiles = None
+    if cfg.data.tiles.size > 0:  # native-pixel tiles (the artifact detector), never resized
+        from unmask.training.tile_data import TileDataModule, tile_spec
+
+        dm, tiles = TileDataModule(cfg), tile_spec(cfg)
+    else:
+        dm = FaceDataModule(cfg, with_landmarks=spec.info.needs_landmarks)
     dm.setup("fit")
     ds = dm.dataset("train", augment=False)
     synth_cls = (label_to_index("edited", cfg.data.num_classes),) if cfg.data.synth else ()
@@ -231,8 +221,8 @@ def train_cnn(cfg: TrainConfig) -> Path:
         if cfg.data.class_weights
         else None
     )
-    module = DetectorModule(to_dict(cfg), class_weights=weights)
-    if hasattr(module.model, "fit_input_stats") and not t.resume:
+    module = DetectorModule(cfg, spec, class_weights=weights)
+    if spec.info.fits_input_stats and not t.resume:
         loader = dm.plain_loader("train")
         module.model.fit_input_stats(x for x, _, _ in loader)
 
@@ -249,6 +239,10 @@ def train_cnn(cfg: TrainConfig) -> Path:
     callbacks: list[Any] = [ckpt, EarlyStopping(monitor=t.monitor, mode=mode, patience=t.patience)]
     loggers = _loggers(cfg, out)
     callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    if cfg.optim.freeze_backbone_epochs > 0:
+        from unmask.training.freeze import FreezeBackbone
+
+        callbacks.append(FreezeBackbone(cfg.optim.freeze_backbone_epochs))
     trainer = L.Trainer(
         max_epochs=t.max_epochs,
         accelerator=t.accelerator,
@@ -271,7 +265,7 @@ def train_cnn(cfg: TrainConfig) -> Path:
     best = ckpt.best_model_path or ckpt.last_model_path
     if not best:
         raise UnmaskError("training produced no checkpoint (no epoch finished)")
-    export_model(cfg, dm, Path(best), out, trainer)
+    export_model(cfg, spec, dm, Path(best), out, trainer, tiles=tiles)
     return out
 
 
@@ -287,30 +281,6 @@ def _predict(model, loader, needs_lm: bool, device: str = "cpu") -> tuple[np.nda
     return torch.cat(probs).numpy(), torch.cat(ys).numpy()
 
 
-def read_spec_dict(cfg: TrainConfig) -> dict[str, Any]:
-    """The PreprocessSpec of the training data (`prepare.json` next to the manifest), as a
-    dict; the default spec when the file is absent."""
-    import dataclasses
-    import json
-
-    from unmask.data.manifest import SPEC_NAME
-    from unmask.data.spec import PreprocessSpec
-    from unmask.training.datamodule import manifest_dir
-
-    path = manifest_dir(cfg) / SPEC_NAME
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise UnmaskError(f"{path}: not valid JSON") from None
-        data = data.get("preprocess", data) if isinstance(data, dict) else {}
-        names = {f.name for f in dataclasses.fields(PreprocessSpec)}
-        spec = from_dict(PreprocessSpec, {k: v for k, v in data.items() if k in names})
-    else:
-        spec = PreprocessSpec()
-    return dataclasses.asdict(spec)
-
-
 def _relative(path: Path, root: Path) -> str:
     try:
         return str(path.resolve().relative_to(root.resolve()))
@@ -318,27 +288,46 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def export_model(cfg: TrainConfig, dm, best_ckpt: Path, out: Path, trainer=None) -> Path:
-    """Best checkpoint -> `weights.safetensors` + `model.json` (threshold and metrics on val)."""
+def export_model(
+    cfg: TrainConfig,
+    spec: DetectorSpec,
+    dm,
+    best_ckpt: Path,
+    out: Path,
+    trainer=None,
+    tiles: Any = None,
+) -> Path:
+    """Best checkpoint -> `weights.safetensors` + `model.json` (threshold and metrics on val).
+    `tiles` (a `unmask.data.tiles.TileSpec`): the model scores native-pixel tiles of that
+    spec (input size = tile size) and `dm.plain_loader("val")` yields one tile per item."""
     from safetensors.torch import save_file
 
-    from unmask.inference.saved_model import WEIGHTS_FILE, write_model_json
+    from unmask.data.spec import read_prepare_spec
+    from unmask.metrics import best_threshold
+    from unmask.modelfile import WEIGHTS_FILE, new_saved_model, write_saved_model
 
     ckpt = torch.load(best_ckpt, map_location="cpu", weights_only=True)
     state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    name, kwargs = detector_spec(cfg)
-    model = build_cnn(name, num_classes=cfg.data.num_classes, pretrained=False, **kwargs)
+    model = spec.build(cfg.data.num_classes)
     model.load_state_dict(state, strict=True)
-    needs_lm = bool(getattr(model, "needs_landmarks", False))
+    needs_lm = spec.info.needs_landmarks
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, out / WEIGHTS_FILE)
 
     proba, y = _predict(model, dm.plain_loader("val"), needs_lm)
-    val = binary_metrics(proba, y)
+    val: dict[str, Any] = binary_metrics(proba, y)
     score = 1.0 - proba[:, 0]
-    thr, at = choose_threshold(score, (y > 0).astype(int))
-    val.update({f"{k}_at_threshold": v for k, v in at.items()})
-    val = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in val.items()}
+    y_fake = (y > 0).astype(int)
+    thr, rule = best_threshold(y_fake, score)
+    pred = score >= thr
+    if 0 < y_fake.sum() < len(y_fake):
+        tpr = float(pred[y_fake == 1].mean())
+        fpr = float(pred[y_fake == 0].mean())
+        val.update(
+            tpr_at_threshold=tpr,
+            fpr_at_threshold=fpr,
+            balanced_acc_at_threshold=(tpr + 1 - fpr) / 2,
+        )
     train_info: dict[str, Any] = {
         "best_checkpoint": _relative(best_ckpt, out),
         "best_epoch": int(ckpt.get("epoch", -1)),
@@ -346,29 +335,33 @@ def export_model(cfg: TrainConfig, dm, best_ckpt: Path, out: Path, trainer=None)
         "n_train": len(dm.train_df),
         "n_val": len(dm.val_df),
         "train_sources": sorted(set(dm.train_df["source"])),
+        "config": to_dict(cfg),
     }
     if trainer is not None:
         train_info["epochs_run"] = int(trainer.current_epoch)
-        score_t = getattr(trainer.checkpoint_callback, "best_model_score", None)
+        score_t = trainer.checkpoint_callback.best_model_score
         if score_t is not None:
             train_info[f"best_{cfg.trainer.monitor}"] = float(score_t)
-    meta = {
-        "kind": "torch",
-        "detector": {"name": name, "kwargs": kwargs, "family": "cnn"},
-        "classes": list(classes_for(cfg.data.num_classes)),
-        "preprocess": read_spec_dict(cfg),
-        "input": {
-            "size": cfg.data.input_size,
+    preprocess, note = read_prepare_spec(cfg.data.manifest)
+    if note:
+        train_info["notes"] = [note]
+    saved = new_saved_model(
+        kind="torch",
+        detector={"name": spec.name, "family": "cnn", "kwargs": spec.kwargs},
+        classes=list(classes_for(cfg.data.num_classes)),
+        preprocess=preprocess,
+        input={
+            "size": tiles.size if tiles is not None else cfg.data.input_size,
             "mean": list(IMAGENET_MEAN),
             "std": list(IMAGENET_STD),
             "landmarks": needs_lm,
+            "tiles": None if tiles is None else to_dict(tiles),  # JSON: a plain mapping
             "resize": "PIL bilinear",
         },
-        "threshold": thr,
-        "threshold_rule": THRESHOLD_RULE,
-        "config": to_dict(cfg),
-        "metrics": {"val": val},
-        "training": train_info,
-    }
-    write_model_json(out, meta)
+        threshold=thr,
+        threshold_rule=rule,
+        metrics={"val": val},
+        training=train_info,
+    )
+    write_saved_model(out, saved)
     return out

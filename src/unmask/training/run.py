@@ -16,8 +16,7 @@ from unmask.training.config import TrainConfig
 
 def train(cfg: TrainConfig) -> Path:
     """Train the detector `cfg` names and return its saved-model folder."""
-    from unmask.detectors.cnn import resolve_name
-    from unmask.detectors.registry import detector_info
+    from unmask.detectors.registry import detector_info, resolve_name
 
     name, _ = resolve_name(cfg.detector.name, cfg.detector.kwargs)
     family = detector_info(name).family

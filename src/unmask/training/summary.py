@@ -42,19 +42,25 @@ class Summary:
         return dataclasses.asdict(self)
 
 
-def _example_inputs(model: nn.Module, input_size: int) -> tuple[torch.Tensor, ...]:
+def _example_inputs(input_size: int, needs_landmarks: bool) -> tuple[torch.Tensor, ...]:
     x = torch.randn(1, 3, input_size, input_size)
-    if getattr(model, "needs_landmarks", False):
+    if needs_landmarks:
         return (x, torch.rand(1, 468, 3))
     return (x,)
 
 
-def summarize(model: nn.Module, input_size: int = 224, depth: int = 2, name: str = "") -> Summary:
+def summarize(
+    model: nn.Module,
+    input_size: int = 224,
+    depth: int = 2,
+    name: str = "",
+    needs_landmarks: bool = False,
+) -> Summary:
     """Run one random image through `model` (eval mode, no grad) and describe it."""
     from torch.utils.flop_counter import FlopCounterMode
 
     model = model.eval()
-    inputs = _example_inputs(model, input_size)
+    inputs = _example_inputs(input_size, needs_landmarks)
     shapes: dict[str, tuple[int, ...]] = {}
     hooks = []
     rows: list[LayerRow] = []
@@ -75,7 +81,7 @@ def summarize(model: nn.Module, input_size: int = 224, depth: int = 2, name: str
             counter = FlopCounterMode(display=False)
             with counter:
                 out = model(*inputs)
-            emb = model.features(*inputs) if hasattr(model, "features") else out
+            emb = model.features(*inputs)  # every detector has it (detectors.protocol)
     finally:
         for h in hooks:
             h.remove()

@@ -159,8 +159,10 @@ function fillTable(res) {
   const extra = (state.model ? state.model.classes : ["real", "fake"]).slice(1)
     .filter((c) => c !== "fake");
   const video = res.kind === "video";
+  // composite models name the member that drove each face's score
+  const composite = res.faces.some((f) => f.driver);
   const head = ["#", ...(video ? ["frame", "track"] : []), "box (x0, y0, x1, y1)",
-    "P(fake)", ...extra.map((c) => `P(${c})`), "verdict"];
+    "P(fake)", ...extra.map((c) => `P(${c})`), ...(composite ? ["driver"] : []), "verdict"];
   $("faces-head").replaceChildren(...head.map((h) => {
     const th = document.createElement("th");
     th.textContent = h;
@@ -182,7 +184,8 @@ function fillTable(res) {
     tr.dataset.index = String(i);
     tr.dataset.verdict = f.verdict;
     const cells = [String(i), ...(video ? [String(f.frame), String(f.track ?? "")] : []),
-      f.box.join(", "), fmt(f.p_fake), ...extra.map((c) => fmt(f.probs[c]))];
+      f.box.join(", "), fmt(f.p_fake), ...extra.map((c) => fmt(f.probs[c])),
+      ...(composite ? [f.driver ?? ""] : [])];
     for (const c of cells) tr.insertCell().textContent = c;
     const vc = tr.insertCell();
     vc.className = f.verdict;

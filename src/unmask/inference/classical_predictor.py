@@ -1,0 +1,75 @@
+"""`ClassicalPredictor`: score faces with a saved classical model (kind "classical").
+
+Crops -> frequency features (`unmask.features`) -> the exported pipeline arrays
+(`unmask.detectors.classical.ArrayModel`, NumPy only) -> probabilities. Only the folder's
+own `weights.safetensors` is read; its arrays are checked against `model.json`'s head and
+feature size before the model scores anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from unmask.errors import UnmaskError
+from unmask.inference.predictor import CropPredictor
+from unmask.modelfile import SavedModel, model_to_json
+
+
+class ClassicalPredictor(CropPredictor):
+    def __init__(self, model_dir: str | Path, saved: SavedModel) -> None:
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        from unmask.detectors.classical import ArrayModel
+        from unmask.detectors.registry import check_saved
+        from unmask.features.frequency import feature_dim
+        from unmask.modelfile import weights_path
+
+        assert saved.features is not None and saved.head is not None  # schema: classical
+        self.model_dir = Path(model_dir)
+        self.saved = saved
+        self.meta = model_to_json(saved)
+        self.classes = saved.classes
+        self.spec = saved.preprocess
+        self.threshold = saved.threshold
+        self.kind = saved.features.kind
+        self.size = saved.features.size
+        check_saved(saved.detector.name, "classical", {})  # options were for training only
+        wpath = weights_path(self.model_dir)
+        try:
+            arrays = load_file(str(wpath))
+        except (SafetensorError, OSError) as exc:
+            raise UnmaskError(f"{wpath}: unreadable weights ({str(exc)[:80]})") from None
+        try:
+            self.model = ArrayModel(arrays, asdict(saved.head))
+        except ValueError as exc:
+            raise UnmaskError(f"{wpath}: {exc}") from None
+        if self.model.mean.shape[0] != feature_dim(self.kind, self.size):
+            raise UnmaskError(f"{wpath}: weights do not fit {self.kind} features of {self.size}")
+
+    def features(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Raw (unstandardised) frequency features, (N, D)."""
+        from unmask.features.frequency import batch_features
+
+        return batch_features(crops, self.kind, self.size)
+
+    def predict_proba_features(self, feats: np.ndarray) -> np.ndarray:
+        return self.model.predict_proba_features(feats)
+
+    def predict_proba(
+        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
+    ) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, len(self.classes)))
+        return self.predict_proba_features(self.features(crops))
+
+    def embed(
+        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
+    ) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, self.model.mean.shape[0]), dtype=np.float32)
+        return self.model.standardize(self.features(crops)).astype(np.float32)

@@ -1,0 +1,123 @@
+"""`CompositePredictor`: a saved model made of member models and a fusion rule.
+
+    MODEL/model.json           kind "composite", fusion {rule, members [{name, a, b, weight}],
+                               bias}, threshold chosen on validation
+    MODEL/members/<name>/      each a complete model folder (torch or classical), with its
+                               own preprocessing: resized crop, landmarks or native tiles
+
+Each member scores the faces from what its input spec asks for (`FaceInput`), its P(fake)
+is calibrated (Platt: z = a * logit(p) + b), and the fusion rule combines the members:
+
+    max:       score = max_i sigmoid(z_i)                    driver = argmax_i z_i
+    logistic:  score = sigmoid(bias + sum_i weight_i * z_i)  driver = argmax_i weight_i * z_i
+
+The composite is binary: proba = [1 - score, score]. Members share the composite's
+PreprocessSpec (the face finder and the square crop box every member's input starts from).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from unmask.errors import UnmaskError
+from unmask.inference.predictor import FaceInput, InputNeeds, Predictor, Scores, faces_from
+from unmask.modelfile import Fusion, SavedModel, model_to_json
+
+_EPS = 1e-6
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1.0 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    from scipy.special import expit
+
+    return expit(np.asarray(z, dtype=np.float64))
+
+
+def calibrated_logits(p_fake: np.ndarray, fusion: Fusion) -> np.ndarray:
+    """(N, M) member P(fake) -> (N, M) calibrated logits z_i = a_i * logit(p_i) + b_i."""
+    a = np.array([m.a for m in fusion.members])
+    b = np.array([m.b for m in fusion.members])
+    return a[None, :] * logit(p_fake) + b[None, :]
+
+
+def fuse(p_fake: np.ndarray, fusion: Fusion) -> tuple[np.ndarray, np.ndarray]:
+    """(N, M) member P(fake) -> (score (N,), index of the driving member (N,))."""
+    z = calibrated_logits(p_fake, fusion)
+    if fusion.rule == "max":
+        return sigmoid(z.max(axis=1)), z.argmax(axis=1)
+    w = np.array([m.weight for m in fusion.members])
+    contrib = z * w[None, :]
+    return sigmoid(fusion.bias + contrib.sum(axis=1)), contrib.argmax(axis=1)
+
+
+class CompositePredictor:
+    def __init__(self, model_dir: str | Path, saved: SavedModel, device: str = "cpu") -> None:
+        from unmask.inference.predictor import load_predictor
+        from unmask.modelfile import member_dir
+
+        assert saved.fusion is not None  # schema: composite
+        self.model_dir = Path(model_dir)
+        self.saved = saved
+        self.meta = model_to_json(saved)
+        self.classes = saved.classes
+        self.spec = saved.preprocess
+        self.threshold = saved.threshold
+        self.fusion = saved.fusion
+        self.members: dict[str, Predictor] = {}
+        for m in saved.fusion.members:
+            d = member_dir(self.model_dir, m.name)
+            if not d.is_dir():
+                raise UnmaskError(f"{self.model_dir}: member folder members/{m.name} missing")
+            pred = load_predictor(d, device=device, member=True)
+            if pred.spec != self.spec:
+                raise UnmaskError(
+                    f"{d}: member preprocessing differs from the composite's; members share "
+                    "one face finder and crop box"
+                )
+            self.members[m.name] = pred
+        self.needs = InputNeeds()
+        for pred in self.members.values():
+            self.needs = self.needs | pred.needs
+
+    def member_p_fake(self, faces: Sequence[FaceInput]) -> np.ndarray:
+        """(N, M) uncalibrated P(fake) of every member, in fusion order."""
+        cols = [1.0 - np.asarray(p.predict(faces).proba)[:, 0] for p in self.members.values()]
+        return np.stack(cols, axis=1) if cols else np.zeros((len(faces), 0))
+
+    def predict(self, faces: Sequence[FaceInput]) -> Scores:
+        if len(faces) == 0:
+            return Scores(np.zeros((0, 2)), [])
+        p = self.member_p_fake(faces)
+        score, drive = fuse(p, self.fusion)
+        names = list(self.members)
+        z = calibrated_logits(p, self.fusion)
+        return Scores(
+            np.stack([1.0 - score, score], axis=1),
+            [names[i] for i in drive],
+            {n: sigmoid(z[:, i]) for i, n in enumerate(names)},
+        )
+
+    def predict_proba(
+        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
+    ) -> np.ndarray:
+        if self.needs.tiles:
+            raise UnmaskError(
+                f"{self.model_dir}: a member scores native-pixel tiles; score whole images "
+                "(detect, eval on a manifest) rather than crops"
+            )
+        return self.predict(faces_from(crops, landmarks)).proba
+
+    def embed(
+        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
+    ) -> np.ndarray:
+        raise UnmaskError(
+            f"{self.model_dir}: a composite model has no single embedding; index with one of "
+            f"its members (members/{next(iter(self.members))})"
+        )
