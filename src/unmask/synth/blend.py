@@ -33,6 +33,35 @@ import numpy as np
 # final mask is also clipped to the hull dilated by this much.
 MAX_MASK_GROWTH = 0.12
 
+# Face parts as MediaPipe Face Mesh (468 points) indices, for part-level blends that imitate
+# partial splices (an eye, a mouth pasted from elsewhere). Eyes include their eyebrows.
+# fmt: off
+FACE_PARTS: dict[str, tuple[int, ...]] = {
+    "right_eye": (33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173,
+                  46, 53, 52, 65, 55, 70, 63, 105, 66, 107),
+    "left_eye": (263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398,
+                 276, 283, 282, 295, 285, 300, 293, 334, 296, 336),
+    "nose": (168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 97, 326, 327, 129, 358, 49, 279, 48, 278,
+             64, 294, 219, 439, 102, 331, 240, 460),
+    "mouth": (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39,
+              40, 185),
+}
+# fmt: on
+# Blend regions: a region is the union of its parts' hulls (each part hulled on its own).
+# "face" is the whole-face SBI blend (landmark hull, sometimes without the forehead).
+REGIONS: dict[str, tuple[str, ...]] = {
+    "eyes": ("right_eye", "left_eye"),
+    "one_eye": ("right_eye",),  # mirrored by the flip augmentation
+    "nose": ("nose",),
+    "mouth": ("mouth",),
+    "eyes_nose": ("right_eye", "left_eye", "nose"),
+    "nose_mouth": ("nose", "mouth"),
+    "eyes_mouth": ("right_eye", "left_eye", "mouth"),
+}
+# A part's hull is grown by this fraction of the part's size before the SBI mask steps, so
+# that the splice covers the skin around the feature as a hand-made one does.
+PART_MARGIN = 0.25
+
 
 def _check_inputs(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, int, int]:
     image = np.asarray(image)
@@ -150,32 +179,72 @@ def _affine_jitter(img: np.ndarray, rng: np.random.Generator, p: dict[str, Any])
     return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
+def region_mask(
+    landmarks_px: np.ndarray, shape: tuple[int, int], region: str
+) -> tuple[np.ndarray, float]:
+    """uint8 {0, 1} mask of a part region (`REGIONS`): each part's landmark hull grown by
+    `PART_MARGIN` of that part's size, united. Returns (mask, size of the region in px)."""
+    if region not in REGIONS:
+        raise ValueError(f"unknown blend region {region!r}; valid: {', '.join(REGIONS)}")
+    if len(landmarks_px) != 468:
+        raise ValueError(f"part regions need the 468 face-mesh landmarks, got {len(landmarks_px)}")
+    mask = np.zeros(shape, dtype=np.uint8)
+    all_pts = []
+    for part in REGIONS[region]:
+        pts = landmarks_px[list(FACE_PARTS[part])]
+        grown = dilate(hull_mask(pts, shape), int(round(PART_MARGIN * _hull_size(pts))))
+        mask = np.maximum(mask, grown)
+        all_pts.append(pts)
+    return mask, _hull_size(np.concatenate(all_pts))
+
+
+def choose_region(rng: np.random.Generator, part_prob: float) -> str:
+    """The region "face" with probability 1 - part_prob, else a uniformly chosen part region."""
+    if part_prob > 0 and rng.random() < part_prob:
+        names = list(REGIONS)
+        return names[int(rng.integers(len(names)))]
+    return "face"
+
+
 def self_blend(
     image: np.ndarray,
     landmarks: np.ndarray,
     rng: np.random.Generator,
     return_params: bool = False,
+    region: str = "face",
 ):
     """A Self-Blended Image: `(fake uint8 (H,W,3), mask float32 (H,W) in [0,1])`.
 
+    `region` "face" is SBI's whole-face blend; a part region (`REGIONS`: eyes, nose, mouth
+    and combinations; needs the 468 face-mesh landmarks) blends only there, and always
+    transforms the pasted copy, so every pixel outside the region's limit
+    (`region_mask` dilated by MAX_MASK_GROWTH of its size) is left untouched.
     With `return_params=True` a third element, a JSON-serialisable dict of the random choices,
     is returned too (what `unmask synth blend` stores in `synth_params`)."""
     import cv2
 
     pts, h, w = _check_inputs(image, landmarks)
-    p: dict[str, Any] = {"kind": "self_blend"}
-    if rng.random() < 0.25:  # lower face only (SBI: dlib-68 without the forehead points)
+    p: dict[str, Any] = {"kind": "self_blend", "region": region}
+    if region != "face":
+        base, size = region_mask(pts, (h, w), region)
+        p["hull"] = "parts"
+    elif rng.random() < 0.25:  # lower face only (SBI: dlib-68 without the forehead points)
         cut = np.quantile(pts[:, 1], 0.15)
         pts = pts[pts[:, 1] >= cut]
         p["hull"] = "lower"
     else:
         p["hull"] = "full"
-    size = _hull_size(pts)
-    base = hull_mask(pts, (h, w))
+    if region == "face":
+        size = _hull_size(pts)
+        base = hull_mask(pts, (h, w))
+    if region != "face":
+        ys, xs = np.nonzero(base)
+        pts = np.stack([xs, ys], axis=1).astype(np.float64)  # centroid for the mask scale
 
-    # Source = transformed copy (or transform the target instead, as SBI does half the time).
+    # Source = transformed copy (or transform the target instead, as SBI does half the time;
+    # part splices always transform the pasted copy so that the rest of the face is intact).
     target, source = image.copy(), image.copy()
-    which = "source" if rng.random() < 0.5 else "target"
+    which = "source" if region != "face" or rng.random() < 0.5 else "target"
     p["transformed"] = which
     jittered = _sharpness(_color_jitter(source if which == "source" else target, rng, p), rng, p)
     if which == "source":

@@ -118,7 +118,8 @@ class FaceDataset(Dataset):
         if self.augment is not None:
             aug_seed = int(rng.integers(0, 2**31 - 1))
             for k in range(2):  # the same draw for both: same JPEG quality, resize, flip
-                imgs[k], flipped = augment_crop(imgs[k], self.augment, np.random.default_rng(aug_seed))
+                rng_k = np.random.default_rng(aug_seed)
+                imgs[k], flipped = augment_crop(imgs[k], self.augment, rng_k)
                 if flipped and lms[k] is not None:
                     lms[k] = flip_landmarks(lms[k])
         x = torch.stack([torch.from_numpy(resize_normalize(a, self.input_size)) for a in imgs])
