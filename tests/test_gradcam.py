@@ -43,3 +43,26 @@ def test_overlay_keeps_image_size():
     img = np.full((40, 30, 3), 128, np.uint8)
     out = overlay(img, np.random.default_rng(0).random((7, 7)))
     assert out.shape == img.shape and out.dtype == np.uint8
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+def test_no_reference_cycle_keeps_the_graph_alive(method):
+    """The layer's activation (and with it the autograd graph) is freed as soon as the call
+    returns, without the cycle collector: a tensor hook closing over the stored activation
+    leaked about 1 MiB per `/v1/explain` request."""
+    import gc
+    import weakref
+
+    model = TinyNet()
+    refs = []
+    spy = model.conv.register_forward_hook(lambda _m, _i, out: refs.append(weakref.ref(out)))
+    gc.disable()
+    try:
+        cam = class_activation_map(model, torch.rand(2, 3, 16, 16), target=1, method=method)
+        assert refs and all(r() is None for r in refs)
+    finally:
+        gc.enable()
+        spy.remove()
+    assert not cam.requires_grad
+    assert all(p.grad is None for p in model.parameters())  # no gradients left on the model
+    assert not model.conv._forward_hooks  # our hook removed (the spy too)

@@ -48,27 +48,27 @@ def class_activation_map(
         raise ValueError(f"unknown CAM method {method!r}; valid: {', '.join(METHODS)}")
     layer = layer if layer is not None else model.gradcam_layers()[-1]
     fwd = forward or model
-    store: dict[str, torch.Tensor] = {}
-
-    def fwd_hook(_m, _inp, out):
-        store["act"] = out
-        if out.requires_grad:
-            out.register_hook(lambda g: store.__setitem__("grad", g))
-
-    handle = layer.register_forward_hook(fwd_hook)
+    # The forward hook only records the layer's output; the gradient comes from
+    # torch.autograd.grad below. No tensor hook, no closure over a store: a tensor hook
+    # whose closure holds the activation forms a cycle through the autograd graph that the
+    # garbage collector cannot see, and it leaked the whole graph on every call.
+    acts: list = []
+    handle = layer.register_forward_hook(lambda _m, _inp, out: acts.append(out))
     was_training = model.training
     model.eval()
     try:
         x = x.detach().clone().requires_grad_(method != "scorecam")
         with torch.set_grad_enabled(method != "scorecam"):
             logits = fwd(x)
-        act = store["act"].detach()
+        if not acts:
+            raise ValueError("the Grad-CAM layer was not called in the forward pass")
+        act_live = acts[-1]
+        act = act_live.detach()
         if method == "scorecam":
             weights = _scorecam_weights(fwd, x.detach(), act, target, scorecam_batch)
         else:
-            model.zero_grad(set_to_none=True)
-            logits[:, target].sum().backward()
-            grad = store["grad"].detach()
+            (grad,) = torch.autograd.grad(logits[:, target].sum(), act_live)
+            grad = grad.detach()
             if method == "gradcam":
                 weights = grad.mean(dim=(2, 3))
             else:  # gradcam++
@@ -76,11 +76,13 @@ def class_activation_map(
                 denom = 2 * g2 + (act * g3).sum(dim=(2, 3), keepdim=True)
                 alpha = g2 / torch.where(denom != 0, denom, torch.ones_like(denom))
                 weights = (alpha * F.relu(grad)).sum(dim=(2, 3))
+        del logits, act_live
         cam = F.relu((weights[:, :, None, None] * act).sum(1, keepdim=True))
         cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return _normalise(cam[:, 0]).cpu()
+        return _normalise(cam[:, 0]).detach().cpu()
     finally:
         handle.remove()
+        acts.clear()
         model.train(was_training)
 
 
