@@ -1,0 +1,356 @@
+"""Native-pixel tile datasets for the artifact detector (`data.tiles.size > 0`).
+
+Every row of the manifest names its decoded `original` and the square face box; tiles are
+cut from the original at integer coordinates (`unmask.data.tiles.cut_tiles`), never resized.
+Decoding a 600-768 px original per sample is too slow on a CPU, so each training row is
+decoded once at setup and `tiles.pool` random grid-aligned tiles are kept in memory (uint8);
+every sample then draws one of them and re-augments it:
+
+    tile -> [simulated upsampling fake, data.synth: [upsample]] -> [noise]
+         -> augment_crop: [blur] -> JPEG (augment.jpeg_prob 1: every class alike) -> [flip]
+
+Training samples are drawn class- and source-balanced (one epoch = `tiles.epoch_size`
+samples): half real (a real source uniformly, then a row), half fake; a fake is a simulated
+upsampling fake of a real tile with probability `data.synth_prob` (always, when the split
+has no synthesised rows), else a tile of a synthesised row (a fake source uniformly).
+Resize augmentation is refused: it would erase the very trace the model reads. Video rows
+(`frame` >= 0) are skipped: decoding a video up to each frame is too slow for a tile pool.
+
+Validation items are whole faces: the `tiles.count` deterministic tiles of `cut_tiles`
+(what `detect`/`eval` cut), each re-encoded at `tiles.val_jpeg`, shape (count, 3, S, S); the
+detector averages their logits. With `data.synth`, a seeded share of val reals also gives
+one simulated fake each, so model selection rewards the general trace, not only the
+training generators. Items are `(x, landmarks zeros, y)` like `FaceDataset`'s.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from unmask.data.tiles import TileSpec, cut_tiles
+from unmask.errors import ConfigError, UnmaskError
+from unmask.labels import label_to_index
+from unmask.training.config import AugmentConfig, TrainConfig
+
+SYNTH_KINDS: tuple[str, ...] = ("upsample",)
+
+
+def tile_spec(cfg: TrainConfig) -> TileSpec:
+    """The inference TileSpec of a tile config (saved with the model)."""
+    t = cfg.data.tiles
+    return TileSpec(size=t.size, count=t.count, region=t.region, align=t.align)
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse settings that would defeat native pixels."""
+    if cfg.data.tiles.size <= 0:
+        raise ConfigError("data.tiles.size must be > 0 for tile training")
+    if cfg.augment.resize_prob > 0:
+        raise ConfigError(
+            "augment.resize_prob must be 0 with data.tiles (resizing erases the trace)"
+        )
+    bad = [s for s in cfg.data.synth if s not in SYNTH_KINDS]
+    if bad:
+        raise ConfigError(f"data.synth with tiles: unknown {bad}; valid: {', '.join(SYNTH_KINDS)}")
+    if cfg.data.tiles.pool < 1:
+        raise ConfigError("data.tiles.pool must be >= 1")
+
+
+def _normalize(tiles: np.ndarray) -> np.ndarray:
+    """uint8 (K, S, S, 3) -> float32 (K, 3, S, S), ImageNet-normalised, never resampled."""
+    from unmask.training.augment import IMAGENET_MEAN, IMAGENET_STD
+
+    x = tiles.astype(np.float32) / 255.0
+    x = (x - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def jpeg(tile: np.ndarray, quality: int) -> np.ndarray:
+    """Re-encode one uint8 RGB image as JPEG (PIL, 4:2:0) and decode it."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(tile)).save(buf, format="JPEG", quality=int(quality))
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def decode_original(row: Any) -> np.ndarray:
+    """The decoded original of a manifest row (a video frame when `frame` >= 0; slow: the
+    video is decoded up to that frame, so tile training skips video rows)."""
+    from unmask.data.imageio import load_image
+
+    path = row["abs_original"]
+    try:
+        frame = int(float(row.get("frame", -1)))
+    except (TypeError, ValueError):
+        frame = -1
+    if frame >= 0:
+        from unmask.data.video import read_frame
+
+        return read_frame(path, frame)
+    return load_image(path)
+
+
+def row_box(row: Any) -> tuple[int, int, int, int] | None:
+    try:
+        return tuple(int(float(row[k])) for k in ("box_x0", "box_y0", "box_x1", "box_y1"))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def with_originals(df, manifest: str):
+    """`df` plus `abs_original`: the `original` column resolved against the manifest's folder
+    (absolute paths stay as they are)."""
+    from pathlib import Path
+
+    from unmask.data.manifest import manifest_path
+
+    if "original" not in df.columns:
+        raise UnmaskError("the manifest has no `original` column (re-run `unmask prepare`)")
+    root = manifest_path(manifest).parent
+    df = df.copy()
+    df["abs_original"] = [str(p if Path(p).is_absolute() else root / p) for p in df["original"]]
+    return df
+
+
+def cap_per_source(df, cap: int, seed: int):
+    """At most `cap` rows per (source, label), a seeded sample; order kept."""
+    if cap <= 0 or not len(df):
+        return df
+    keep = []
+    for _, idx in sorted(df.groupby(["source", "label"]).groups.items()):
+        idx = np.asarray(sorted(idx))
+        rng = np.random.default_rng(seed)
+        keep.extend(idx[rng.permutation(len(idx))[:cap]] if len(idx) > cap else idx)
+    return df.loc[sorted(keep)].reset_index(drop=True)
+
+
+def _cut_all(df, spec: TileSpec, seed: int | None, desc: str, progress: bool = True):
+    """(N, K, S, S, 3) uint8: K tiles per row (random grid-aligned origins when `seed` is
+    not None, else the deterministic inference grid). Unreadable rows are dropped with a
+    warning; returns (tiles, kept row positions)."""
+    import warnings
+
+    from tqdm.auto import tqdm
+
+    out, kept = [], []
+    rows = df.to_dict("records")
+    for i, row in enumerate(tqdm(rows, desc=desc, disable=not progress, leave=False)):
+        try:
+            img = decode_original(row)
+        except (UnmaskError, OSError, ValueError) as exc:
+            warnings.warn(f"tiles: skipping {row['abs_original']}: {exc}", stacklevel=2)
+            continue
+        rng = np.random.default_rng([seed, i]) if seed is not None else None
+        out.append(cut_tiles(img, row_box(row), spec, rng))
+        kept.append(i)
+    if not out:
+        raise UnmaskError(f"{desc}: no readable originals")
+    return np.stack(out), kept
+
+
+class TileTrainDataset(Dataset):
+    """Balanced random tile samples from per-row pools; see the module docstring."""
+
+    def __init__(
+        self,
+        pools: np.ndarray,  # (N, K, S, S, 3) uint8
+        labels: list[str],
+        sources: list[str],
+        augment: AugmentConfig,
+        num_classes: int,
+        epoch_size: int,
+        synth: tuple[str, ...] = (),
+        synth_prob: float = 0.0,
+        noise_prob: float = 0.0,
+        noise_std: float = 0.0,
+    ) -> None:
+        self.pools = pools
+        self.augment = augment
+        self.num_classes = num_classes
+        self.epoch_size = int(epoch_size)
+        self.synth = tuple(synth)
+        self.synth_prob = float(synth_prob)
+        self.noise_prob, self.noise_std = float(noise_prob), float(noise_std)
+        self.targets = [label_to_index(lab, num_classes) for lab in labels]
+        self.real_by_source = _group(labels, sources, real=True)
+        self.fake_by_source = _group(labels, sources, real=False)
+        if not self.real_by_source:
+            raise UnmaskError("tile training needs real rows")
+        if not self.fake_by_source and not self.synth:
+            raise UnmaskError("tile training needs fake rows or data.synth: [upsample]")
+        self.sim_label = label_to_index("gan", num_classes)
+
+    def __len__(self) -> int:
+        return self.epoch_size
+
+    def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """One (tile uint8 (S, S, 3), class index) before augmentation."""
+        fake = rng.random() < 0.5
+        simulate = (
+            fake
+            and bool(self.synth)
+            and (not self.fake_by_source or rng.random() < self.synth_prob)
+        )
+        groups = self.real_by_source if (not fake or simulate) else self.fake_by_source
+        rows = groups[int(rng.integers(len(groups)))]
+        r = int(rows[int(rng.integers(len(rows)))])
+        tile = self.pools[r, int(rng.integers(self.pools.shape[1]))]
+        if simulate:
+            from unmask.synth.upsample_sim import simulate_upsampling
+
+            return simulate_upsampling(tile, rng), self.sim_label
+        return tile, self.targets[r]
+
+    def __getitem__(self, i: int):
+        from unmask.training.augment import augment_crop
+
+        # torch's RNG is seeded by seed_everything (and per worker), so runs repeat.
+        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
+        tile, y = self.draw(rng)
+        if self.noise_prob > 0 and rng.random() < self.noise_prob:
+            sd = rng.uniform(0.0, self.noise_std)
+            tile = np.clip(np.rint(tile + rng.normal(0.0, sd, tile.shape)), 0, 255).astype(np.uint8)
+        tile, _ = augment_crop(tile, self.augment, rng)
+        x = torch.from_numpy(_normalize(tile[None])[0])
+        return x, torch.zeros(468, 3), y
+
+
+def _group(labels: list[str], sources: list[str], real: bool) -> list[np.ndarray]:
+    by: dict[str, list[int]] = {}
+    for i, (lab, src) in enumerate(zip(labels, sources, strict=True)):
+        if (lab == "real") == real:
+            by.setdefault(src, []).append(i)
+    return [np.asarray(v) for _, v in sorted(by.items())]
+
+
+class TileFaceDataset(Dataset):
+    """Fixed per-face tile stacks (count, 3, S, S) for validation / prediction."""
+
+    def __init__(self, tiles: np.ndarray, targets: list[int]) -> None:
+        self.tiles = tiles
+        self.targets = list(targets)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int):
+        return torch.from_numpy(_normalize(self.tiles[i])), torch.zeros(468, 3), self.targets[i]
+
+
+def face_tiles_for_eval(
+    tiles: np.ndarray, quality: int, simulate_seed: int | None = None
+) -> np.ndarray:
+    """One face's (K, S, S, 3) tiles re-encoded at `quality` (0: as they are); with
+    `simulate_seed`, first made a simulated upsampling fake (one recipe for the face)."""
+    out = tiles
+    if simulate_seed is not None:
+        from unmask.synth.upsample_sim import apply_recipe, random_recipe
+
+        recipe = random_recipe(np.random.default_rng(simulate_seed))
+        out = np.stack([apply_recipe(t, recipe) for t in out])
+    if quality > 0:
+        out = np.stack([jpeg(t, quality) for t in out])
+    return out
+
+
+class TileDataModule(L.LightningDataModule):
+    """Train/val tile loaders from the manifest; same interface as `FaceDataModule`
+    (`setup`, `dataset`, `plain_loader`, `train_df`, `val_df`) for the CNN engine."""
+
+    def __init__(self, cfg: TrainConfig, progress: bool = True) -> None:
+        super().__init__()
+        check_config(cfg)
+        self.cfg = cfg
+        self.progress = progress
+        self.train_df: Any = None
+        self.val_df: Any = None
+        self._train: TileTrainDataset | None = None
+        self._val: TileFaceDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_df is not None:
+            return
+        from unmask.training.datamodule import load_split
+
+        cfg, t = self.cfg, self.cfg.data.tiles
+        spec = tile_spec(cfg)
+        frames = {}
+        for split in ("train", "val"):
+            df = load_split(cfg, split)
+            labels = getattr(cfg.data, "labels", ())
+            if labels:  # (load_split may filter already; filtering twice is harmless)
+                df = df[df["label"].isin(labels)].reset_index(drop=True)
+            if "frame" in df.columns:  # video frames: seeking per row is far too slow here
+                df = df[df["frame"].astype(int) < 0].reset_index(drop=True)
+            df = with_originals(df, cfg.data.manifest)
+            cap = t.max_per_source if split == "train" else t.max_val_per_source
+            frames[split] = cap_per_source(df, cap, cfg.seed)
+            if not len(frames[split]) or "real" not in set(frames[split]["label"]):
+                raise UnmaskError(f"the {split} split has no real rows after data filters")
+        pool_spec = TileSpec(size=t.size, count=t.pool, region=t.region, align=t.align)
+        pools, kept = _cut_all(frames["train"], pool_spec, cfg.seed, "train tiles", self.progress)
+        self.train_df = frames["train"].iloc[kept].reset_index(drop=True)
+        self._train = TileTrainDataset(
+            pools,
+            list(self.train_df["label"]),
+            list(self.train_df["source"]),
+            cfg.augment,
+            cfg.data.num_classes,
+            t.epoch_size,
+            synth=cfg.data.synth,
+            synth_prob=cfg.data.synth_prob,
+            noise_prob=t.noise_prob,
+            noise_std=t.noise_std,
+        )
+        vtiles, kept = _cut_all(frames["val"], spec, None, "val tiles", self.progress)
+        val_df = frames["val"].iloc[kept].reset_index(drop=True)
+        stacks, targets, rows = [], [], []
+        n = cfg.data.num_classes
+        for i, row in enumerate(val_df.to_dict("records")):
+            stacks.append(face_tiles_for_eval(vtiles[i], t.val_jpeg))
+            targets.append(label_to_index(row["label"], n))
+            rows.append(row)
+            if cfg.data.synth and row["label"] == "real":
+                rng = np.random.default_rng([cfg.seed, 7, i])
+                if rng.random() < cfg.data.synth_prob:
+                    seed = int(rng.integers(0, 2**31 - 1))
+                    stacks.append(face_tiles_for_eval(vtiles[i], t.val_jpeg, seed))
+                    targets.append(label_to_index("gan", n))
+                    rows.append({**row, "label": "gan", "source": f"{row['source']}+upsample"})
+        import pandas as pd
+
+        self.val_df = pd.DataFrame(rows)
+        if len(set(targets)) < 2:
+            raise UnmaskError("the val split needs both real and fake faces")
+        self._val = TileFaceDataset(np.stack(stacks), targets)
+
+    def dataset(self, split: str, augment: bool | None = None):
+        self.setup()
+        return self._train if split == "train" else self._val
+
+    def _loader(self, ds, shuffle: bool, batch_size: int) -> DataLoader:
+        w = self.cfg.data.num_workers
+        return DataLoader(
+            ds, batch_size=batch_size, shuffle=shuffle, num_workers=w, persistent_workers=w > 0
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("train"), True, self.cfg.data.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        faces = max(1, 256 // self.cfg.data.tiles.count)  # inference only: bigger batches
+        return self._loader(self.dataset("val"), False, faces)
+
+    def plain_loader(self, split: str) -> DataLoader:
+        if split == "train":  # only used for input statistics: un-augmented pool tiles
+            raise UnmaskError("tile training has no plain train loader")
+        return self.val_dataloader()
