@@ -29,7 +29,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--model", "-m", default=None, help="saved model folder (default: the shipped model)"
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--csv", metavar="FILE", help="also write one CSV row per face to FILE")
+    p.add_argument(
+        "--csv",
+        "--table",
+        dest="csv",
+        metavar="FILE",
+        help="also write one row per face to FILE (CSV; Parquet with --format parquet)",
+    )
     p.add_argument("--annotate", metavar="DIR", help="write images with boxes and scores")
     p.add_argument(
         "--explain",
@@ -59,8 +65,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="processes for decoding and face detection (default: up to 2)",
     )
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="cpu", help="cpu or cuda (CNN models)")
+    p.add_argument(
+        "--device",
+        default=None,
+        help="cpu or cuda (CNN models; default cpu, with --engine ray: cuda when the "
+        "cluster has GPUs)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    from unmask.cluster.options import add_engine_arguments
+
+    add_engine_arguments(p, "the --table file's format (default csv)")
+    p.add_argument(
+        "--model-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --engine ray: model actors (one GPU each on GPU clusters; default 1)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.every < 0:
         raise UnmaskError("--frames must be >= 1 and --every >= 0")
     model_dir = Path(args.model) if args.model else default_model_dir()
-    predictor = load_predictor(model_dir, device=args.device)
+    predictor = load_predictor(model_dir, device=args.device or "cpu")
     if args.threshold is not None:
         if not 0.0 <= args.threshold <= 1.0:
             raise UnmaskError("--threshold must be within [0, 1]")
@@ -93,19 +114,50 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise UnmaskError("no files found in " + ", ".join(args.paths))
     keep = bool(args.explain)
-    results = detect_paths(
-        files,
-        predictor,
-        every=args.every,
-        frames=args.frames,
-        workers=args.workers,
-        batch_size=args.batch_size,
-        keep_crops=keep,
-        largest_only=args.largest_only,
-    )
+    import contextlib
+
+    from unmask.cluster.options import engine_session
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(engine_session(args, num_cpus=(args.workers or 2) + 1))
+    if args.engine == "ray":
+        from unmask.cluster.detect import detect_paths_ray
+        from unmask.inference import detect as detect_mod
+        from unmask.inference.detect import detection_spec
+
+        results = detect_paths_ray(
+            files,
+            model_dir,
+            detection_spec(predictor.spec, args.largest_only),
+            device=args.device,
+            threshold=predictor.threshold,
+            every=args.every,
+            frames=args.frames,
+            workers=args.workers or 2,
+            model_workers=args.model_workers,
+            batch_size=args.batch_size,
+            keep_crops=keep,
+            landmarks=getattr(detect_mod, "wants_landmarks", lambda _: True)(predictor),
+        )
+    else:
+        results = detect_paths(
+            files,
+            predictor,
+            every=args.every,
+            frames=args.frames,
+            workers=args.workers,
+            batch_size=args.batch_size,
+            keep_crops=keep,
+            largest_only=args.largest_only,
+        )
     bar = tqdm(total=len(files), unit="file", disable=args.quiet or len(files) < 2, file=sys.stderr)
-    csv_file = open(args.csv, "w", newline="") if args.csv else None  # noqa: SIM115
+    parquet = bool(args.csv) and args.format == "parquet"
+    csv_file = open(args.csv, "w", newline="") if args.csv and not parquet else None  # noqa: SIM115
     csv_writer = None
+    if parquet:
+        from unmask.data.tables import TableWriter
+
+        csv_writer = TableWriter(args.csv, face_csv_columns(predictor.classes), "parquet")
     if csv_file:
         import csv
 
@@ -148,8 +200,11 @@ def run(args: argparse.Namespace) -> int:
             out.write(res)  # streamed: nothing is kept per file, memory stays flat
     finally:
         bar.close()
+        stack.close()
         if csv_file:
             csv_file.close()
+        if parquet:
+            csv_writer.close()
     counts = {"files": len(files), "ok": n_ok, "errors": n_err, "fake": n_fake}
     if args.json:
         out.close(counts)

@@ -48,8 +48,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs (0: none)"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="for CNN models: cpu, cuda")
+    p.add_argument(
+        "--device",
+        default=None,
+        help="for CNN models: cpu, cuda (default cpu; with --engine ray: cuda when the "
+        "cluster has GPUs)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    from unmask.cluster.options import add_engine_arguments
+
+    add_engine_arguments(p, "a folder DATA's prepared manifest: csv (default) or parquet")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="processes (local) or actors (ray) that crop a folder DATA; with --engine ray "
+        "also the model actors (default 2)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from unmask.inference.predictor import load_predictor
 
     perturbations = parse_perturbations(args.perturb)
-    predictor = load_predictor(args.model, device=args.device)
+    predictor = load_predictor(args.model, device=args.device or "cpu")
     data = Path(args.data)
     out = (
         Path(args.out)
@@ -69,24 +84,39 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     split = None if args.split == "all" else args.split
-    df = load_eval_rows(data, split, predictor.spec, out, progress=not args.quiet)
-    is_manifest = data.suffix.lower() == ".csv" or (data / "manifest.csv").is_file()
-    root = (
-        (data.parent if data.suffix.lower() == ".csv" else data)
-        if is_manifest
-        else out / "prepared"
+    import contextlib
+
+    from unmask.cluster.options import engine_session
+    from unmask.data.manifest import is_manifest as _is_manifest
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(engine_session(args, num_cpus=max(args.workers, 1)))
+    score_fn = None
+    options = {"fmt": args.format, "workers": max(args.workers, 1)}
+    if args.engine == "ray":
+        from unmask.cluster.eval import ray_scorer
+        from unmask.cluster.prepare import run_tasks_on_ray
+
+        options["executor"] = run_tasks_on_ray
+        score_fn = ray_scorer(args.model, args.device, max(args.workers, 1))
+    df = load_eval_rows(
+        data, split, predictor.spec, out, progress=not args.quiet, prepare_options=options
     )
+    is_manifest = _is_manifest(data)
+    root = (data.parent if data.is_file() else data) if is_manifest else out / "prepared"
     cache = root / ".cache" / "features"
-    report, proba = evaluate(
-        predictor,
-        df,
-        perturbations,
-        batch_size=args.batch_size,
-        n_boot=args.bootstrap,
-        seed=args.seed,
-        progress=not args.quiet,
-        feature_cache=cache,
-    )
+    with stack:
+        report, proba = evaluate(
+            predictor,
+            df,
+            perturbations,
+            batch_size=args.batch_size,
+            n_boot=args.bootstrap,
+            seed=args.seed,
+            progress=not args.quiet,
+            feature_cache=cache,
+            score_fn=score_fn,
+        )
     report["data"] = str(data)
     report["split"] = args.split if split else "all"
     report["model"]["path"] = str(args.model)

@@ -141,6 +141,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--binary", action="store_true", help="with --txt: every fake is 1")
     s.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default 2)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from unmask.cluster.options import add_engine_arguments
+
+    add_engine_arguments(
+        p, "manifest and rejected tables: manifest.csv (default) or manifest.parquet"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -166,21 +171,29 @@ def run(args: argparse.Namespace) -> int:
     if args.max_pixels < 1:
         raise UnmaskError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     inputs = args.inputs[0] if len(args.inputs) == 1 else args.inputs
+    from unmask.cluster.options import engine_session
+
+    executor = None
+    if args.engine == "ray":
+        from unmask.cluster.prepare import run_tasks_on_ray as executor
     t0 = time.perf_counter()
-    result = prepare(
-        inputs,
-        args.out,
-        spec,
-        splits=args.splits,
-        seed=args.seed,
-        every=args.every,
-        frames=args.frames,
-        group_regex=args.group_regex,
-        workers=max(args.workers, 1),
-        progress=not args.no_progress,
-        txt=args.txt,
-        binary=args.binary,
-    )
+    with engine_session(args, num_cpus=max(args.workers, 1)):
+        result = prepare(
+            inputs,
+            args.out,
+            spec,
+            splits=args.splits,
+            seed=args.seed,
+            every=args.every,
+            frames=args.frames,
+            group_regex=args.group_regex,
+            workers=max(args.workers, 1),
+            progress=not args.no_progress,
+            txt=args.txt,
+            binary=args.binary,
+            fmt=args.format,
+            executor=executor,
+        )
     dt = time.perf_counter() - t0
     print(format_summary(result.summary))
     print(

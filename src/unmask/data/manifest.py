@@ -26,6 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 MANIFEST_NAME = "manifest.csv"
+MANIFEST_PARQUET = "manifest.parquet"  # `prepare --format parquet` (unmask.data.tables)
 REJECTED_NAME = "rejected.csv"
 SPEC_NAME = "prepare.json"
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -50,9 +51,21 @@ COLUMNS: tuple[str, ...] = (
 
 
 def manifest_path(path: str | Path) -> Path:
-    """Accept a manifest CSV or the folder holding it."""
+    """Accept a manifest (CSV or Parquet) or the folder holding it."""
     p = Path(path)
-    return p / MANIFEST_NAME if p.is_dir() else p
+    if p.is_dir():
+        if not (p / MANIFEST_NAME).is_file() and (p / MANIFEST_PARQUET).is_file():
+            return p / MANIFEST_PARQUET
+        return p / MANIFEST_NAME
+    return p
+
+
+def is_manifest(path: str | Path) -> bool:
+    """A manifest file (.csv / .parquet) or a folder holding one."""
+    p = Path(path)
+    if p.is_dir():
+        return (p / MANIFEST_NAME).is_file() or (p / MANIFEST_PARQUET).is_file()
+    return p.suffix.lower() in (".csv", ".parquet")
 
 
 def read_manifest(path: str | Path, split: str | None = None):
@@ -66,11 +79,16 @@ def read_manifest(path: str | Path, split: str | None = None):
     if not p.is_file():
         raise UnmaskError(f"manifest not found: {p}")
     try:
-        df = pd.read_csv(
-            p,
-            dtype={"path": str, "group": str, "landmarks": str, "parent": str},
-            keep_default_na=False,
-        )
+        if p.suffix.lower() == ".parquet":
+            from unmask.data.tables import read_table
+
+            df = read_table(p, str_columns=("path", "group", "landmarks", "parent"))
+        else:
+            df = pd.read_csv(
+                p,
+                dtype={"path": str, "group": str, "landmarks": str, "parent": str},
+                keep_default_na=False,
+            )
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise UnmaskError(f"{p}: not a readable manifest CSV ({exc.__class__.__name__})") from None
     missing = [c for c in ("path", "label", "source", "group", "split") if c not in df.columns]

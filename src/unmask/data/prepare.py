@@ -401,9 +401,14 @@ def prepare(
     binary: bool = False,
     print_summary: bool = False,
     log: Callable[[str], None] | None = None,
+    fmt: str = "csv",
+    executor: Callable[..., None] | None = None,
 ) -> PrepareResult:
     """Crop the faces of `inputs` (a folder, a CSV, a file, or a list of files/folders) into
-    `out_dir` and write the manifest. See the module docstring for the output layout."""
+    `out_dir` and write the manifest. See the module docstring for the output layout.
+    `fmt`: "csv" or "parquet" (manifest and rejected tables). `executor`: runs the queued
+    tasks instead of the local process pool, same signature as `_run_tasks` (the Ray engine,
+    `unmask.cluster.prepare.run_tasks_on_ray`)."""
     from unmask.data.splits import assign_splits, parse_fractions
 
     if every < 0:
@@ -474,7 +479,8 @@ def prepare(
     say = log or (lambda msg: print(msg, file=sys.stderr))
     if n_reused:
         say(f"resuming: {n_reused} input(s) already done in {out}, {len(todo)} to do")
-    _run_tasks(todo, spec, workers, progress, records, total=len(items), done=n_reused + n_problem)
+    run_tasks = executor or _run_tasks
+    run_tasks(todo, spec, workers, progress, records, total=len(items), done=n_reused + n_problem)
 
     # manifest rows, in input order
     manifest_rows: list[dict[str, Any]] = []
@@ -510,8 +516,18 @@ def prepare(
 
     manifest_path = out / MANIFEST_NAME
     rejected_path = out / REJECTED_NAME
-    _write_csv(manifest_path, MANIFEST_COLUMNS, manifest_rows)
-    _write_csv(rejected_path, REJECTED_COLUMNS, rejected_rows)
+    if fmt == "parquet":
+        from unmask.data.tables import write_table
+
+        manifest_path = manifest_path.with_suffix(".parquet")
+        rejected_path = rejected_path.with_suffix(".parquet")
+        write_table(manifest_path, MANIFEST_COLUMNS, manifest_rows)
+        write_table(rejected_path, REJECTED_COLUMNS, rejected_rows)
+    else:
+        _write_csv(manifest_path, MANIFEST_COLUMNS, manifest_rows)
+        _write_csv(rejected_path, REJECTED_COLUMNS, rejected_rows)
+    for stale in (manifest_path, rejected_path):  # the other format's table from an earlier run
+        stale.with_suffix(".csv" if fmt == "parquet" else ".parquet").unlink(missing_ok=True)
     if txt:
         for split in SPLITS:
             lines = [

@@ -1,0 +1,138 @@
+"""`unmask detect --engine ray`: the local engine's two stages on Ray actor pools.
+
+    blocks of `batch_size` files (input order)
+      -> [CPU actors: one FaceCropper each; unmask.inference.detect._extract per file]
+      -> [model actors: the saved model, once per actor; unmask.inference.detect.score_block]
+      -> FileResults, streamed back in input order
+
+`detect_paths` batches the model exactly by these blocks too, so the scores are identical.
+Items travel between stages pickled by the engine itself (crops are numpy arrays); nothing
+pickled is ever read from a file. Model actors take a GPU each when the cluster has GPUs
+(device "auto") and `model_workers` of them run side by side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pickle
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from unmask.data.spec import PreprocessSpec
+
+
+class _ExtractActor:
+    """Stage 1: decode + face detection + crop, one FaceCropper per actor, reused."""
+
+    def __init__(self, spec_dict: dict[str, Any], every: int, frames: int, landmarks: bool):
+        from unmask.inference import detect as local
+
+        spec = PreprocessSpec(**spec_dict)
+        # landmarks=False: no face mesh (the model reads none); same boxes and crops
+        local._init_worker(spec) if landmarks else local._init_worker(spec, landmarks=False)
+        self._extract = local._extract
+        self.every, self.frames = every, frames
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        items = []
+        for files in batch["files"]:
+            block = [self._extract(Path(f), self.every, self.frames) for f in json.loads(files)]
+            items.append(pickle.dumps(block, protocol=pickle.HIGHEST_PROTOCOL))
+        return {"block": batch["block"], "items": np.array(items, dtype=object)}
+
+
+class _ModelActor:
+    """Stage 2: the model, loaded once per actor from the shipped folder."""
+
+    def __init__(self, model, device, threshold, batch_size, keep_crops) -> None:
+        import ray
+
+        from unmask.cluster.models import load_shipped
+
+        files = ray.get(model) if isinstance(model, ray.ObjectRef) else model
+        self.predictor = load_shipped(files, device, threshold)
+        self.batch_size, self.keep_crops = batch_size, keep_crops
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        from unmask.inference.detect import score_block
+
+        out = []
+        for blob in batch["items"]:
+            results = score_block(
+                pickle.loads(blob), self.predictor, self.batch_size, self.keep_crops
+            )
+            out.append(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
+        return {"block": batch["block"], "results": np.array(out, dtype=object)}
+
+
+def model_placement(device: str | None) -> tuple[str, float]:
+    """(device for the model actors, GPUs per actor): "auto"/None -> cuda when the cluster
+    has GPUs, else cpu."""
+    from unmask.cluster.session import cluster_gpus
+
+    if device in (None, "auto"):
+        device = "cuda" if cluster_gpus() > 0 else "cpu"
+    return device, (1.0 if device.startswith("cuda") else 0.0)
+
+
+def detect_paths_ray(
+    files: Sequence[str | Path],
+    model_dir: str | Path,
+    spec: PreprocessSpec,
+    *,
+    device: str | None = None,
+    threshold: float | None = None,
+    every: int = 0,
+    frames: int = 16,
+    workers: int = 2,
+    model_workers: int = 1,
+    batch_size: int = 32,
+    keep_crops: bool = False,
+    model_cpus: float = 0.0,
+    landmarks: bool = True,
+) -> Iterator[Any]:
+    """One FileResult per file, in input order (`files` already expanded; `spec` the
+    detection spec, `unmask.inference.detect.detection_spec`). Needs a running Ray.
+    `model_cpus`: CPU slots a CPU model actor claims (0: like the local engine's main
+    process, it shares the cores with the crop workers). `landmarks`: whether the model
+    reads face-mesh landmarks (`unmask.inference.detect.wants_landmarks`)."""
+    from ray.data import ActorPoolStrategy, from_items
+
+    from unmask.cluster.models import ship_model
+    from unmask.cluster.session import data_context
+
+    files = [str(f) for f in files]
+    if not files:
+        return
+    data_context()
+    device, gpus = model_placement(device)
+    blocks = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
+    ds = from_items(
+        [{"block": k, "files": json.dumps(b)} for k, b in enumerate(blocks)],
+        override_num_blocks=len(blocks),
+    )
+    ds = ds.map_batches(
+        _ExtractActor,
+        fn_constructor_args=(dataclasses.asdict(spec), every, frames, landmarks),
+        compute=ActorPoolStrategy(size=max(1, min(workers, len(blocks)))),
+        batch_size=1,
+        num_cpus=1,
+    )
+    ds = ds.map_batches(
+        _ModelActor,
+        fn_constructor_args=(ship_model(model_dir), device, threshold, batch_size, keep_crops),
+        compute=ActorPoolStrategy(size=max(1, model_workers)),
+        batch_size=1,
+        num_cpus=0 if gpus else model_cpus,
+        num_gpus=gpus,
+    )
+    for expected, row in enumerate(ds.iter_rows()):
+        if int(row["block"]) != expected:  # preserve_order is a promise: check it
+            raise RuntimeError(f"Ray returned block {row['block']} before {expected}")
+        yield from pickle.loads(row["results"])
