@@ -319,3 +319,32 @@ def best_threshold(y_true: Any, y_score: Any) -> tuple[float, str]:
         if ba > best + 1e-12 or (abs(ba - best) <= 1e-12 and abs(t - 0.5) < abs(best_t - 0.5)):
             best, best_t = ba, float(t)
     return best_t, THRESHOLD_RULE
+
+
+def tpr_at_fpr(y_true: Any, y_score: Any, fpr: float) -> float:
+    """Detection rate at the operating point where at most `fpr` of the reals are flagged:
+    threshold = the smallest score that flags at most floor(fpr * n_real) reals (verdict
+    `s >= t`); NaN with one class."""
+    y, s = _check_binary(y_true, y_score)
+    if one_class_reason(y):
+        return math.nan
+    neg = np.sort(s[y == 0])[::-1]
+    k = int(math.floor(fpr * neg.size + 1e-9))  # reals allowed above the threshold
+    # strictly above the (k+1)-th highest real score, so at most k reals reach it
+    t = np.nextafter(neg[k], np.inf) if k < neg.size else -np.inf
+    return float(np.mean(s[y == 1] >= t))
+
+
+def expected_calibration_error(y_true: Any, y_prob: Any, bins: int = 10) -> float:
+    """ECE of P(fake): sum over equal-width probability bins of (bin share) x
+    |fraction fake in bin - mean P(fake) in bin|. 0 = perfectly calibrated."""
+    y, p = _check_binary(y_true, y_prob)
+    if y.size == 0:
+        return math.nan
+    idx = np.clip((p * bins).astype(int), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            total += m.mean() * abs(y[m].mean() - p[m].mean())
+    return float(total)

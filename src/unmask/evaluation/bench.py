@@ -1,0 +1,317 @@
+"""`unmask bench`: the per-source comparison protocol, the same for every model and data set.
+
+    result = bench([BenchModel("fused", "work/models/fused"),
+                    BenchModel("artifact", "work/crossval/artifact/{source}/model")],
+                   "work/prepared", out="work/bench")
+
+For every model and every source S of the evaluated split (default `test`):
+  - the model that scores S: the model folder, or, when its path holds `{source}`, the folder
+    made for S (e.g. by `unmask crossval`, which trains one model per held-out source), so a
+    leave-one-source-out run is one command;
+  - a composite model's fusion is refitted leave-one-source-out: member calibration, fusion
+    rule and threshold fitted on the `val` rows of every source except S (`--no-refit` keeps
+    the saved fusion). Members are not retrained: name per-source folders for that.
+  - the rows compared: S's rows; a source with fakes only is compared against the reals of
+    every source in the split (its AUC says "fakes of S vs all reals"), a source with reals
+    only reports its false-positive rate;
+  - the figures: AUC with a bootstrap 95% CI, TPR at 1% and 5% FPR (thresholds from the
+    compared reals' scores), expected calibration error of P(fake) (10 equal-width bins), and
+    at the model's own threshold the detection rate (TPR) and false-positive rate (FPR).
+Writes OUT/bench.json, OUT/bench.md, OUT/bench.png and OUT/scores.csv (one column per model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unmask.errors import UnmaskError
+from unmask.evaluation.perturb import NONE, Perturbation
+
+SOURCE_FIELD = "{source}"
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    name: str
+    path: str  # a model folder; "{source}" is replaced by the held-out source
+
+    def folder(self, source: str) -> Path:
+        return Path(self.path.replace(SOURCE_FIELD, source))
+
+
+def parse_models(items: Sequence[str]) -> list[BenchModel]:
+    """`NAME=PATH` or `PATH` (name = the folder's name) -> BenchModels, names unique."""
+    out: list[BenchModel] = []
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            path = item
+            name = Path(item.replace(SOURCE_FIELD, "")).name or Path(item).parent.name
+        if not name or not path:
+            raise UnmaskError(f"--model {item!r}: expected NAME=PATH or PATH")
+        out.append(BenchModel(name, path))
+    names = [m.name for m in out]
+    if len(set(names)) != len(names):
+        raise UnmaskError(f"model names must be unique, got {names}; use NAME=PATH")
+    if not out:
+        raise UnmaskError("give at least one --model")
+    return out
+
+
+def _y(labels: Any) -> np.ndarray:
+    return (np.asarray(labels).astype(str) != "real").astype(np.int64)
+
+
+def source_figures(
+    y: np.ndarray, s: np.ndarray, threshold: float, n_boot: int = 500, seed: int = 0
+) -> dict[str, Any]:
+    """The bench figures for one compared set (y = 1 fake)."""
+    from unmask.metrics import bootstrap_ci, expected_calibration_error, roc_auc, tpr_at_fpr
+
+    n_fake, n_real = int(y.sum()), int((1 - y).sum())
+    out: dict[str, Any] = {"n_fake": n_fake, "n_real": n_real}
+    both = n_fake > 0 and n_real > 0
+    out["auc"] = roc_auc(y, s) if both else None
+    out["auc_ci"] = list(bootstrap_ci(y, s, roc_auc, n_boot, seed)) if both else None
+    out["tpr_at_1fpr"] = tpr_at_fpr(y, s, 0.01) if both else None
+    out["tpr_at_5fpr"] = tpr_at_fpr(y, s, 0.05) if both else None
+    out["ece"] = expected_calibration_error(y, s)
+    out["tpr"] = float(np.mean(s[y == 1] >= threshold)) if n_fake else None
+    out["fpr"] = float(np.mean(s[y == 0] >= threshold)) if n_real else None
+    return out
+
+
+class _Scorer:
+    """Scores of one model folder on the rows, computed once and reused across sources."""
+
+    def __init__(self, df_eval: Any, df_val: Any, perturbation: Perturbation, progress: bool):
+        self.df_eval, self.df_val = df_eval, df_val
+        self.perturbation, self.progress = perturbation, progress
+        self._cache: dict[Path, dict[str, Any]] = {}
+
+    def get(self, folder: Path, refit: bool) -> dict[str, Any]:
+        key = folder.resolve()
+        if key in self._cache:
+            return self._cache[key]
+        from unmask.evaluation.scoring import score_rows
+        from unmask.inference.predictor import load_predictor, p_fake
+
+        pred = load_predictor(folder)
+        entry: dict[str, Any] = {"threshold": float(pred.threshold), "fusion": None}
+        members = getattr(pred, "members", None)  # CompositePredictor only
+        if refit and members and len(self.df_val):
+            entry["fusion"] = pred.fusion.rule
+            for part, df in (("eval", self.df_eval), ("val", self.df_val)):
+                cols = [
+                    p_fake(score_rows(m, df, self.perturbation, progress=self.progress))
+                    for m in members.values()
+                ]
+                entry[f"members_{part}"] = np.stack(cols, axis=1)
+            entry["names"] = list(members)
+        else:
+            proba = score_rows(pred, self.df_eval, self.perturbation, progress=self.progress)
+            entry["score"] = p_fake(proba)
+        self._cache[key] = entry
+        return entry
+
+
+def refit_rows(df_val: Any, held: str) -> tuple[np.ndarray, str]:
+    """Which val rows a leave-`held`-out fusion may be fitted on: every other source's; if
+    those hold one class only (`held` has the only reals), every row but `held`'s fakes."""
+    y = _y(df_val["label"])
+    other = (df_val["source"].astype(str) != held).to_numpy()
+    if len(np.unique(y[other])) == 2:
+        return other, f"val rows of every source but {held}"
+    keep = other | (y == 0)
+    if len(np.unique(y[keep])) == 2:
+        return keep, f"val rows but {held}'s fakes (the other sources hold one class)"
+    raise UnmaskError(f"val rows without {held!r} hold one class: cannot refit the fusion")
+
+
+def _scores_for(entry: dict[str, Any], df_val: Any, held: str) -> tuple[np.ndarray, float, str]:
+    """Eval-row scores, threshold, and what the fusion was fitted on (refitted without
+    `held` for a composite)."""
+    if entry["fusion"] is None:
+        return entry["score"], entry["threshold"], "saved"
+    from unmask.evaluation.compose import fit_fusion
+    from unmask.inference.composite import fuse
+    from unmask.metrics import best_threshold
+
+    keep, note = refit_rows(df_val, held)
+    yv = _y(df_val["label"])[keep]
+    fusion = fit_fusion(entry["members_val"][keep], yv, entry["names"], entry["fusion"])
+    thr, _ = best_threshold(yv, fuse(entry["members_val"][keep], fusion)[0])
+    return fuse(entry["members_eval"], fusion)[0], thr, note
+
+
+def bench(
+    models: Sequence[BenchModel],
+    data: str | Path,
+    out: str | Path,
+    split: str = "test",
+    perturbation: Perturbation = NONE,
+    refit: bool = True,
+    n_boot: int = 500,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    from unmask.evaluation.report import load_eval_rows
+    from unmask.inference.predictor import load_predictor
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    first = models[0].folder("") if SOURCE_FIELD not in models[0].path else None
+    spec = load_predictor(first).spec if first is not None else None
+    rows = load_eval_rows(data, split=None, spec=spec, work_dir=out, progress=progress)
+    df_eval = rows[rows["split"].astype(str) == split].reset_index(drop=True)
+    df_val = rows[rows["split"].astype(str) == "val"].reset_index(drop=True)
+    if not len(df_eval):
+        raise UnmaskError(f"{data}: no rows in split {split!r}")
+    sources = sorted(set(df_eval["source"].astype(str)))
+    y = _y(df_eval["label"])
+    src = df_eval["source"].astype(str).to_numpy()
+    scorer = _Scorer(df_eval, df_val, perturbation, progress)
+    table: dict[str, dict[str, Any]] = {}
+    score_cols: dict[str, np.ndarray] = {}
+    for m in models:
+        per: dict[str, Any] = {}
+        col = np.full(len(df_eval), np.nan)
+        for s in sources:
+            folder = m.folder(s)
+            if not (folder / "model.json").is_file():
+                per[s] = {"error": f"no model at {folder}"}
+                continue
+            entry = scorer.get(folder, refit)
+            score, thr, fitted_on = _scores_for(entry, df_val, s)
+            own = src == s
+            fake_only, real_only = y[own].min() == 1, y[own].max() == 0
+            # a fakes-only source is compared with every real of the split
+            sel = own | (y == 0) if fake_only else own
+            fig = source_figures(y[sel], score[sel], thr, n_boot, seed)
+            fig.update(
+                model=str(folder),
+                threshold=thr,
+                compared="fakes of the source vs all reals" if fake_only else "the source",
+                fusion_refit=entry["fusion"] is not None,
+                fusion_fitted_on=fitted_on,
+            )
+            if real_only:
+                fig["compared"] = "reals of the source (false positives only)"
+            per[s] = fig
+            col[own] = score[own]
+        table[m.name] = per
+        score_cols[m.name] = col
+    result = {
+        "schema": 1,
+        "data": str(data),
+        "split": split,
+        "perturbation": perturbation.name,
+        "sources": sources,
+        "models": {m.name: m.path for m in models},
+        "refit_fusion": refit,
+        "table": table,
+        "protocol": __doc__.split("\n\n", 2)[2].strip() if __doc__ else "",
+    }
+    write_bench(result, df_eval, score_cols, out)
+    return result
+
+
+def _cell(v: Any, nd: int = 3) -> str:
+    return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{nd}f}"
+
+
+def format_bench(result: dict[str, Any], md: bool = False) -> str:
+    from unmask.evaluation.tables import format_table
+
+    header = [
+        "model",
+        "source",
+        "n fake/real",
+        "AUC [95% CI]",
+        "TPR@1%",
+        "TPR@5%",
+        "ECE",
+        "TPR",
+        "FPR",
+    ]
+    rows = []
+    for name, per in result["table"].items():
+        for s in result["sources"]:
+            f = per.get(s, {})
+            if "error" in f or not f:
+                rows.append([name, s, "-", f.get("error", "-"), "", "", "", "", ""])
+                continue
+            ci = f["auc_ci"] or [None, None]
+            auc = (
+                f"{_cell(f['auc'])} [{_cell(ci[0])}, {_cell(ci[1])}]"
+                if f["auc"] is not None
+                else "-"
+            )
+            rows.append(
+                [name, s, f"{f['n_fake']}/{f['n_real']}", auc, _cell(f["tpr_at_1fpr"]),
+                 _cell(f["tpr_at_5fpr"]), _cell(f["ece"]), _cell(f["tpr"]), _cell(f["fpr"])]
+            )  # fmt: skip
+    return format_table(header, rows, md=md)
+
+
+def write_bench(
+    result: dict[str, Any], df: Any, score_cols: dict[str, np.ndarray], out: Path
+) -> None:
+    import pandas as pd
+
+    from unmask.jsonio import dumps
+
+    (out / "bench.json").write_text(dumps(result, indent=2) + "\n")
+    md = [
+        f"# Bench: {result['data']} ({result['split']} split, perturbation {result['perturbation']})",
+        "",
+        format_bench(result, md=True),
+        "",
+        "## Protocol",
+        "",
+        result["protocol"],
+        "",
+    ]
+    (out / "bench.md").write_text("\n".join(md))
+    cols = {c: df[c] for c in ("path", "label", "source", "split") if c in df.columns}
+    pd.DataFrame({**cols, **{f"p_fake_{k}": v for k, v in score_cols.items()}}).to_csv(
+        out / "scores.csv", index=False
+    )
+    plot_bench(result, out / "bench.png")
+
+
+def plot_bench(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sources, names = result["sources"], list(result["table"])
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(sources) * max(1, len(names)) / 2 + 3), 4))
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        xs, vals, lo, hi = [], [], [], []
+        for j, s in enumerate(sources):
+            f = result["table"][name].get(s, {})
+            if f.get("auc") is None:
+                continue
+            ci = f["auc_ci"] if f["auc_ci"] and None not in f["auc_ci"] else [f["auc"], f["auc"]]
+            xs.append(j + (i - (len(names) - 1) / 2) * width)
+            vals.append(f["auc"])
+            lo.append(max(f["auc"] - ci[0], 0))
+            hi.append(max(ci[1] - f["auc"], 0))
+        ax.bar(xs, vals, width, yerr=[lo, hi], capsize=2, label=name)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(range(len(sources)), sources, rotation=30, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("AUC (95% CI)")
+    ax.set_title(f"per-source AUC, {result['split']} split, {result['perturbation']}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
