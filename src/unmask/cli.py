@@ -70,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `unmask detect ... | head`
         return 0
+    except OSError as exc:  # disk full, read-only folder, ...: the environment, in one line
+        import os
+
+        if os.environ.get("UNMASK_DEBUG") or exc.errno is None:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"unmask {args.verb}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

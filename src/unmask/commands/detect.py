@@ -103,6 +103,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.frames < 1 or args.every < 0:
         raise UnmaskError("--frames must be >= 1 and --every >= 0")
+    if args.batch_size < 1 or (args.workers is not None and args.workers < 1):
+        raise UnmaskError("--batch-size and --workers must be >= 1")
+    from unmask.data.imageio import printable
+    from unmask.data.inputs import ensure_writable_dir, ensure_writable_file
+    from unmask.inference.device import check_device
+
+    if args.device is not None:
+        check_device(args.device)
+    if args.csv:  # outputs checked before any work, not after it
+        ensure_writable_file(args.csv, "--csv file")
+    for flag in ("annotate", "explain", "timeline"):
+        if getattr(args, flag):
+            ensure_writable_dir(getattr(args, flag), f"--{flag} folder")
     model_dir = Path(args.model) if args.model else default_model_dir()
     predictor = load_predictor(model_dir, device=args.device or "cpu")
     if args.threshold is not None:
@@ -152,7 +165,11 @@ def run(args: argparse.Namespace) -> int:
         )
     bar = tqdm(total=len(files), unit="file", disable=args.quiet or len(files) < 2, file=sys.stderr)
     parquet = bool(args.csv) and args.format == "parquet"
-    csv_file = open(args.csv, "w", newline="") if args.csv and not parquet else None  # noqa: SIM115
+    csv_file = (
+        open(args.csv, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        if args.csv and not parquet
+        else None
+    )
     csv_writer = None
     if parquet:
         from unmask.data.tables import TableWriter
@@ -173,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for res in results:
             bar.update(1)
+            res.file = printable(res.file)  # a name that is not UTF-8 still prints and saves
             if res.status == "error":
                 n_err += 1
                 tqdm.write(
@@ -197,7 +215,8 @@ def run(args: argparse.Namespace) -> int:
                 from unmask.inference.render import plot_timeline
 
                 plot_timeline(res, predictor.threshold, Path(args.timeline))
-            out.write(res)  # streamed: nothing is kept per file, memory stays flat
+            with tqdm.external_write_mode(file=sys.stderr):  # rows never cut into the bar
+                out.write(res)  # streamed: nothing is kept per file, memory stays flat
     finally:
         bar.close()
         stack.close()

@@ -18,9 +18,12 @@ grey with MediaPipe selfie segmentation (`remove_background`). The 468 face-mesh
 of the final crop (x, y in [0, 1] of the crop, z MediaPipe's relative depth on the x scale)
 are kept when face mesh finds the face.
 
-MediaPipe graphs are created on first use and reused: make one `FaceCropper` per process,
-or call `get_cropper(spec)`, which keeps one per spec for the life of the process (for
-`detect`/`serve`). `crop()` holds a lock, so one cropper may be shared by threads.
+MediaPipe graphs are created on first use and reused: make one `FaceCropper` per process
+or thread, or call `get_cropper(spec)`, which keeps one per spec for the life of the process
+(for `detect`/`serve`). `crop()` holds a lock, so one cropper may be shared by threads.
+MediaPipe releases the GIL while a graph runs, so croppers in several threads of one process
+run in parallel (`unmask detect` does this). Landmarks are the costliest optional step: pass
+`landmarks=False` when nothing downstream reads them (the face boxes and crops are the same).
 """
 
 from __future__ import annotations
@@ -164,7 +167,9 @@ _saved_stderr_fd: int | None = None
 def _native_stderr_silenced():
     """MediaPipe/TFLite print INFO/WARNING lines from C++ straight to file descriptor 2
     when graphs are built and first run; Python-level settings cannot stop them. Point fd 2
-    at /dev/null around those calls (reference-counted, so threads nest safely).
+    at /dev/null around those calls (reference-counted, so threads nest safely). This
+    silences the whole process, so it wraps only building a graph and its first run, never
+    every call: other threads (a progress bar, error lines) keep their stderr.
     UNMASK_DEBUG=1 keeps them."""
     global _silence_depth, _saved_stderr_fd
     if os.environ.get("UNMASK_DEBUG"):
@@ -206,6 +211,7 @@ class FaceCropper:
         self._detectors: dict[int, object] = {}
         self._mesh = None
         self._segmenter = None
+        self._ran: set[int] = set()  # id() of graphs that have run once (logs printed)
         self._lock = threading.RLock()
 
     # -- lifecycle
@@ -223,6 +229,7 @@ class FaceCropper:
         self._detectors = {}
         self._mesh = None
         self._segmenter = None
+        self._ran = set()
 
     def __del__(self) -> None:  # pragma: no cover - best effort
         with contextlib.suppress(Exception):
@@ -267,6 +274,31 @@ class FaceCropper:
                 )
         return self._segmenter
 
+    def _process(self, graph, image: np.ndarray):
+        """`graph.process(image)`, with native stderr silenced on the graph's first run only
+        (later runs print nothing)."""
+        if id(graph) in self._ran:
+            return graph.process(image)
+        with _native_stderr_silenced():
+            result = graph.process(image)
+        self._ran.add(id(graph))
+        return result
+
+    def warm_up(self) -> FaceCropper:
+        """Build every graph this cropper can use and run each once on a blank image, so
+        that MediaPipe's start-up lines are printed (silenced) now and not in the middle of
+        a run. Optional: graphs are built on first use anyway. Returns self."""
+        blank = np.zeros((64, 64, 3), dtype=np.uint8)
+        with self._lock:
+            graphs = [self._detector(m) for m in sorted({m for _, m, _ in DETECTOR_PASSES})]
+            if self.want_landmarks:
+                graphs.append(self._face_mesh())
+            if self.spec.remove_background:
+                graphs.append(self._selfie())
+            for g in graphs:
+                self._process(g, blank)
+        return self
+
     # -- detection
     def detect(self, image: np.ndarray) -> tuple[list[dict], str]:
         """Raw detections `{"box": (x0,y0,x1,y1) px, "score", "keypoints": [(x,y) px]}`
@@ -284,8 +316,7 @@ class FaceCropper:
             else:
                 p, src = 0, image
             sh, sw = src.shape[:2]
-            with _native_stderr_silenced():
-                result = self._detector(model).process(src)
+            result = self._process(self._detector(model), src)
             found = []
             for det in result.detections or []:
                 score = float(det.score[0]) if det.score else 0.0
@@ -310,8 +341,8 @@ class FaceCropper:
 
     def landmarks_of(self, crop: np.ndarray) -> np.ndarray | None:
         """(468, 3) float32 face-mesh landmarks of a crop (x, y in [0, 1]) or None."""
-        with self._lock, _native_stderr_silenced():
-            result = self._face_mesh().process(np.ascontiguousarray(crop))
+        with self._lock:
+            result = self._process(self._face_mesh(), np.ascontiguousarray(crop))
         faces = result.multi_face_landmarks
         if not faces:
             return None
@@ -323,8 +354,8 @@ class FaceCropper:
 
     def remove_background(self, crop: np.ndarray) -> np.ndarray:
         """Background -> mid grey (soft mask from selfie segmentation)."""
-        with self._lock, _native_stderr_silenced():
-            result = self._selfie().process(np.ascontiguousarray(crop))
+        with self._lock:
+            result = self._process(self._selfie(), np.ascontiguousarray(crop))
         mask = result.segmentation_mask
         if mask is None:
             return crop
