@@ -64,7 +64,9 @@ def test_sniff_video_and_other(tmp_path):
     t = tmp_path / "notes.txt"
     t.write_text("hello, not an image")
     assert sniff_kind(t) is None
-    assert sniff_kind(tmp_path / "nope.png") is None
+    with pytest.raises(BadInputError) as ei:
+        sniff_kind(tmp_path / "nope.png")
+    assert ei.value.reason == "missing"
 
 
 @pytest.mark.parametrize("mode", ["L", "1", "P", "CMYK", "RGBA", "LA", "I;16", "I", "F", "YCbCr"])
@@ -131,7 +133,7 @@ def test_missing_empty_text(tmp_path):
     t = tmp_path / "text.jpg"
     t.write_text("definitely not a jpeg")
     assert _reason(t) == "not_an_image"
-    assert _reason(tmp_path) == "missing"  # a folder is not a file
+    assert _reason(tmp_path) == "not_a_regular_file"  # a folder is not a file
 
 
 def test_corrupt_and_truncated(tmp_path):

@@ -171,11 +171,14 @@ def test_detect_video_and_temp_file_removed(client, tmp_path):
     assert _temp_uploads() == before  # the upload's temp file is gone
     # A "video" whose container is garbage is a 422, and its temp file is removed too.
     junk = b"\x1a\x45\xdf\xa3" + os.urandom(3000)
-    assert_error(
+    body = assert_error(
         client.post("/v1/detect", files={"file": ("x.webm", junk, "video/webm")}),
         422,
         "video_unreadable",
     )
+    # the message names the upload, never the server's temp file
+    assert body["error"]["message"].startswith("x.webm: ")
+    assert "unmask-upload" not in body["error"]["message"]
     assert _temp_uploads() == before
 
 

@@ -27,7 +27,9 @@ examples:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="manifest.csv, its folder, or a folder <source>/<label>/*")
-    p.add_argument("--model", "-m", required=True, help="saved model folder")
+    p.add_argument(
+        "--model", "-m", default=None, help="saved model folder (default: the shipped model)"
+    )
     p.add_argument(
         "--split",
         default="test",
@@ -68,10 +70,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from unmask.data.checks import check_rows
+    from unmask.data.inputs import ensure_writable_dir
+    from unmask.errors import UnmaskError
     from unmask.evaluation.perturb import parse_perturbations
     from unmask.evaluation.report import evaluate, load_eval_rows, perturbation_tables, write_report
+    from unmask.inference.device import check_device
     from unmask.inference.predictor import load_predictor
+    from unmask.inference.saved_model import default_model_dir
 
+    if args.batch_size < 1 or args.bootstrap < 0:
+        raise UnmaskError("--batch-size must be >= 1 and --bootstrap >= 0")
+    if args.device is not None:
+        check_device(args.device)
+    args.model = str(args.model or default_model_dir())
     perturbations = parse_perturbations(args.perturb)
     predictor = load_predictor(args.model, device=args.device or "cpu")
     data = Path(args.data)
@@ -84,10 +96,10 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     split = None if args.split == "all" else args.split
+    ensure_writable_dir(out, "report folder")  # before the work, not after it
     import contextlib
 
     from unmask.cluster.options import engine_session
-    from unmask.data.manifest import is_manifest as _is_manifest
 
     stack = contextlib.ExitStack()
     stack.enter_context(engine_session(args, num_cpus=max(args.workers, 1)))
@@ -102,9 +114,8 @@ def run(args: argparse.Namespace) -> int:
     df = load_eval_rows(
         data, split, predictor.spec, out, progress=not args.quiet, prepare_options=options
     )
-    is_manifest = _is_manifest(data)
-    root = (data.parent if data.is_file() else data) if is_manifest else out / "prepared"
-    cache = root / ".cache" / "features"
+    df = check_rows(df, str(data))  # unknown labels and duplicated rows: warned, dropped
+    cache = out / ".cache" / "features"  # never inside the data set (it may be read-only)
     with stack:
         report, proba = evaluate(
             predictor,

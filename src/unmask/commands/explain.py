@@ -26,19 +26,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import sys
-    from pathlib import Path
 
+    from unmask.data.imageio import printable
+    from unmask.data.inputs import ensure_writable_dir
+    from unmask.errors import UnmaskError
     from unmask.inference.detect import detect_paths, expand_inputs
+    from unmask.inference.device import check_device
     from unmask.inference.explain import explain_result
     from unmask.inference.predictor import load_predictor
     from unmask.inference.saved_model import default_model_dir
 
-    predictor = load_predictor(args.model or default_model_dir(), device=args.device)
-    out = Path(args.out)
+    if args.frames < 1:
+        raise UnmaskError("--frames must be >= 1")
+    device = check_device(args.device)
+    out = ensure_writable_dir(args.out)  # before the work, not after it
+    predictor = load_predictor(args.model or default_model_dir(), device=device)
     n_written = n_err = 0
     for res in detect_paths(
         list(expand_inputs(args.paths)), predictor, frames=args.frames, workers=1, keep_crops=True
     ):
+        res.file = printable(res.file)
         if res.status == "error":
             n_err += 1
             print(f"unmask explain: skipped {res.file}: {res.reason}", file=sys.stderr)

@@ -34,17 +34,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from unmask.data.checks import check_rows
+    from unmask.data.inputs import ensure_writable_dir
     from unmask.data.spec import PreprocessSpec
+    from unmask.errors import UnmaskError
     from unmask.evaluation.report import load_eval_rows
+    from unmask.inference.device import check_device
     from unmask.inference.predictor import load_predictor
     from unmask.inference.retrieval import build_index, embed_rows, save_index
     from unmask.inference.saved_model import default_model_dir
 
+    if args.ivf < 0:
+        raise UnmaskError(f"--ivf must be >= 0, got {args.ivf}")
+    device = check_device(args.device)
+    out = ensure_writable_dir(args.out, "index folder")  # before the work, not after it
     model_dir = Path(args.model) if args.model else default_model_dir()
-    predictor = load_predictor(model_dir, device=args.device)
-    out = Path(args.out)
+    predictor = load_predictor(model_dir, device=device)
     spec = PreprocessSpec(**predictor.meta.get("preprocess", {}))
     rows = load_eval_rows(args.data, args.split, spec, work_dir=out / ".work")
+    rows = check_rows(rows, str(args.data))  # unknown labels, duplicates, missing crops
     emb = embed_rows(predictor, rows)
     index = build_index(emb, ivf_lists=args.ivf)
     items = rows[["path", "label", "source", "split"]].copy()

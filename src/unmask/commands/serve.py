@@ -15,7 +15,9 @@ Serve a saved model (default: the model that ships with unmask) over HTTP:
   GET  /v1/models    GET /healthz    GET /docs (API reference, served offline)
 
 Binds 127.0.0.1 by default. There is no authentication: put it behind a reverse proxy
-before exposing it with --host 0.0.0.0.
+before exposing it with --host 0.0.0.0. Slow clients are bounded: request headers must
+arrive within --header-timeout s, idle connections close after --keep-alive s, at most
+--max-connections are open per process, and every request ends within --timeout s.
 
 examples:
   unmask serve
@@ -75,6 +77,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=9000,
         help="longest video accepted, frames from its header (default 9000)",
     )
+    c = p.add_argument_group("connections (slow or idle clients)")
+    c.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a client has to send a request's headers, after connecting or after "
+        "its last response, before the connection is closed (default 10)",
+    )
+    c.add_argument(
+        "--keep-alive",
+        type=float,
+        default=5.0,
+        help="seconds an idle keep-alive connection stays open (default 5)",
+    )
+    c.add_argument(
+        "--max-connections",
+        type=int,
+        default=128,
+        help="open connections per process; more are closed at once, and requests past "
+        "it get 503 (default 128)",
+    )
     p.add_argument(
         "--threshold",
         type=float,
@@ -101,14 +124,18 @@ def run(args: argparse.Namespace) -> int:
         raise UnmaskError("--workers, --threads, --max-queue and --video-frames must be >= 1")
     if args.max_upload_mb <= 0 or args.max_pixels < 1 or args.timeout <= 0:
         raise UnmaskError("--max-upload-mb, --max-pixels and --timeout must be positive")
+    if args.header_timeout <= 0 or args.keep_alive <= 0 or args.max_connections < 1:
+        raise UnmaskError("--header-timeout, --keep-alive and --max-connections must be positive")
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise UnmaskError("--threshold must be within [0, 1]")
     try:
         import uvicorn
     except ImportError:
         raise UnmaskError("serving needs the 'serve' extra: pip install 'unmask[serve]'") from None
+    from unmask.inference.device import check_device
     from unmask.inference.saved_model import default_model_dir, read_model_json
 
+    check_device(args.device)
     model_dir = Path(args.model) if args.model else default_model_dir()
     read_model_json(model_dir)  # a missing/invalid model fails here, in one line
     limits = {
@@ -126,12 +153,19 @@ def run(args: argparse.Namespace) -> int:
             "can reach this port can use the model",
             file=sys.stderr,
         )
+    from unmask.serving.guard import ENV_HEADER_TIMEOUT, PROTOCOL
+
+    os.environ[ENV_HEADER_TIMEOUT] = str(args.header_timeout)  # read in every worker
     common = dict(
         host=args.host,
         port=args.port,
         log_level=args.log_level,
         timeout_graceful_shutdown=5,
         server_header=False,
+        http=PROTOCOL,  # uvicorn's h11 plus a header deadline and a connection cap
+        timeout_keep_alive=args.keep_alive,
+        limit_concurrency=args.max_connections,
+        h11_max_incomplete_event_size=16 * 1024,  # request line + headers
     )
     if args.workers == 1:
         from unmask.inference.predictor import load_predictor

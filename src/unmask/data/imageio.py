@@ -4,7 +4,11 @@ The real format is found from the file's bytes (magic numbers, then Pillow), nev
 extension: a WEBP named `.jpg` is read as WEBP. Every failure is a `BadInputError` with a
 short reason tag that batch jobs record in `rejected.csv`:
 
-    missing       the path does not exist or is not a file
+    missing       the path does not exist
+    not_a_regular_file  a FIFO, socket, device or folder (never opened: reading one can
+                  block forever or never end)
+    unreadable    permission denied or another read error
+    bad_file_name the name is not valid UTF-8 (it could not be written to a CSV or shown)
     empty         zero bytes
     not_an_image  neither an image nor a video Pillow/OpenCV can read
     too_large     more than `max_pixels` pixels (checked from the header, before decoding)
@@ -19,6 +23,8 @@ or float images become 8-bit RGB; transparency is composited onto white; multi-f
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -64,30 +70,111 @@ def sniff_bytes(head: bytes) -> str | None:
     return None
 
 
+def printable(path: str | Path) -> str:
+    """`path` as text that any UTF-8 writer accepts: bytes that are not UTF-8 (kept as
+    surrogates by Python) are shown as `\\xNN`."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
+def _kind_of_special(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "not a regular file"
+
+
+def file_problem(path: str | Path) -> tuple[str, str] | None:
+    """Why `path` cannot be read as a file, before opening it: (reason, detail) or None.
+    Symlinks are followed (a link to /dev/zero is a device)."""
+    p = str(path)
+    if printable(p) != p:
+        return "bad_file_name", "the file name is not valid UTF-8"
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        if os.path.islink(p):
+            return "missing", "broken symbolic link"
+        return "missing", "no such file"
+    except PermissionError:
+        return "unreadable", "permission denied"
+    except OSError as exc:
+        return "unreadable", exc.strerror or exc.__class__.__name__
+    if stat.S_ISDIR(st.st_mode):
+        try:
+            with os.scandir(p):
+                pass
+        except PermissionError:
+            return "unreadable", "a folder that cannot be listed (permission denied)"
+        except OSError as exc:
+            return "unreadable", f"a folder that cannot be listed ({exc.strerror})"
+        return "not_a_regular_file", "a folder"
+    if not stat.S_ISREG(st.st_mode):
+        return "not_a_regular_file", _kind_of_special(st.st_mode)
+    return None
+
+
+def open_regular(path: str | Path):
+    """Open a regular file for reading, or raise `BadInputError` (missing, unreadable,
+    not_a_regular_file, bad_file_name, empty). Opened without blocking and checked on the
+    open descriptor, so a file swapped for a FIFO after the check cannot hang the reader."""
+    problem = file_problem(path)
+    if problem is not None:
+        raise BadInputError(printable(path), *problem)
+    try:
+        fd = os.open(str(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except PermissionError:
+        raise BadInputError(printable(path), "unreadable", "permission denied") from None
+    except FileNotFoundError:
+        raise BadInputError(printable(path), "missing", "no such file") from None
+    except OSError as exc:
+        raise BadInputError(printable(path), "unreadable", exc.strerror or "") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise BadInputError(printable(path), "not_a_regular_file", _kind_of_special(st.st_mode))
+        if st.st_size == 0:
+            raise BadInputError(printable(path), "empty", "zero bytes")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def sniff_kind(path: str | Path) -> str | None:
-    """What a file really is: `"image"`, `"video"`, or None (unreadable / something else).
+    """What a file really is: `"image"`, `"video"`, or None (something else).
 
-    Magic numbers first; files without a known signature (e.g. TGA, PPM) are tried with Pillow.
+    Magic numbers first; files without a known signature (e.g. TGA, PPM) are tried with
+    Pillow. Raises `BadInputError` when the file cannot be read at all (see `open_regular`):
+    a FIFO or device is never read, an unreadable file is `unreadable`, not "not an image".
     """
-    p = Path(path)
-    try:
-        with open(p, "rb") as fh:
+    with open_regular(path) as fh:
+        try:
             head = fh.read(_SNIFF_BYTES)
-    except OSError:
-        return None
-    kind = sniff_bytes(head)
-    if kind is not None or not head:
-        return kind
-    from PIL import Image
+        except OSError as exc:
+            raise BadInputError(printable(path), "unreadable", exc.strerror or "") from None
+        kind = sniff_bytes(head)
+        if kind is not None or not head:
+            return kind
+        from PIL import Image
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(p) as im:
-                im.size  # noqa: B018 - header parsed
-        return "image"
-    except Exception:
-        return None
+        try:
+            fh.seek(0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(fh) as im:
+                    im.size  # noqa: B018 - header parsed
+            return "image"
+        except Exception:
+            return None
 
 
 def _to_rgb(im) -> np.ndarray:
@@ -178,21 +265,13 @@ def load_image_with_format(
     path: str | Path, max_pixels: int = PreprocessSpec.max_pixels
 ) -> tuple[np.ndarray, str]:
     """`load_image` plus the real format name Pillow found (`JPEG`, `WEBP`, ...)."""
-    p = Path(path)
-    if not p.exists():
-        raise BadInputError(p, "missing", "no such file")
-    if not p.is_file():
-        raise BadInputError(p, "missing", "not a regular file")
-    try:
-        size = p.stat().st_size
-        if size == 0:
-            raise BadInputError(p, "empty", "zero bytes")
-        with open(p, "rb") as fh:
+    with open_regular(path) as fh:
+        try:
             head = fh.read(_SNIFF_BYTES)
             fh.seek(0)
-            return _decode(fh, str(p), head, max_pixels)
-    except PermissionError:
-        raise BadInputError(p, "unreadable", "permission denied") from None
+            return _decode(fh, printable(path), head, max_pixels)
+        except PermissionError:
+            raise BadInputError(printable(path), "unreadable", "permission denied") from None
 
 
 def load_image(path: str | Path, max_pixels: int = PreprocessSpec.max_pixels) -> np.ndarray:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,10 +55,6 @@ def safe_name(text: str) -> str:
     return _SAFE.sub("_", text).strip("._") or "_"
 
 
-def _is_hidden(rel: Path) -> bool:
-    return any(part.startswith(".") or part == "__pycache__" for part in rel.parts)
-
-
 def _label_source(rel_parts: tuple[str, ...], root_name: str) -> tuple[str, str]:
     """Nearest ancestor folder named like a label -> (label, source); ("", "") if none."""
     dirs = rel_parts[:-1]
@@ -68,31 +65,73 @@ def _label_source(rel_parts: tuple[str, ...], root_name: str) -> tuple[str, str]
     return "", ""
 
 
+def walk_files(root: Path, skip: Path | None = None, sort: bool = True):
+    """Every non-hidden file below `root` as (path, problem), sorted by path (else in walk
+    order: each folder's files, then its subfolders, by name): folders that cannot be
+    listed come out as entries with an `unreadable` problem instead of vanishing, and
+    symlinked folders are followed once (a link back up the tree is not followed again)."""
+    from unmask.data.imageio import printable
+
+    seen: set[tuple[int, int]] = set()
+    unlistable: list[tuple[Path, tuple[str, str]]] = []
+
+    def onerror(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else root
+        unlistable.append((where, ("unreadable", f"folder cannot be listed ({exc.strerror})")))
+
+    out: list[tuple[Path, tuple[str, str] | None]] = []
+    for dirpath, dirs, files in os.walk(root, onerror=onerror, followlinks=True):
+        here = Path(dirpath)
+        try:
+            st = os.stat(here)
+            if (st.st_dev, st.st_ino) in seen:  # a symlink loop: already walked
+                dirs[:] = []
+                continue
+            seen.add((st.st_dev, st.st_ino))
+        except OSError:
+            pass
+        keep = []
+        for d in sorted(dirs):
+            if d.startswith(".") or d == "__pycache__":
+                continue
+            if skip is not None and (here / d == skip or skip in (here / d).parents):
+                continue
+            keep.append(d)
+        dirs[:] = keep
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            p = here / name
+            if skip is not None and (p == skip or skip in p.parents):
+                continue
+            problem = None
+            if printable(name) != name or printable(dirpath) != dirpath:
+                problem = ("bad_file_name", "the file name is not valid UTF-8")
+            out.append((p, problem))
+    out.extend(unlistable)
+    return sorted(out, key=lambda x: Path(printable(x[0]))) if sort else out
+
+
 def _from_folder(root: Path, unlabeled: bool, start: int, skip: Path | None) -> list[Input]:
+    from unmask.data.imageio import file_problem, printable
+
     root = root.resolve()
-    files = []
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root)
-        if _is_hidden(rel):
-            continue
-        if skip is not None and (p == skip or skip in p.parents):
-            continue
-        if p.is_file():
-            files.append((p, rel))
     out: list[Input] = []
-    for i, (p, rel) in enumerate(files):
-        key = rel.as_posix()
+    for i, (p, problem) in enumerate(walk_files(root, skip)):
+        rel = p.relative_to(root)
+        key = printable(rel.as_posix())
         label, source = _label_source(rel.parts, root.name)
+        source = printable(source or root.name)
+        problem = problem or file_problem(p)
         if unlabeled:
-            out.append(Input(p, key, "", source or root.name, order=start + i))
+            out.append(Input(p, key, "", source, order=start + i, problem=problem))
             continue
-        problem = None
-        if not label:
+        if problem is None and not label:
             problem = (
                 "unknown_label",
                 f"not inside a folder named {'/'.join(LABELS)} (layout <root>/<source>/<label>/)",
             )
-        out.append(Input(p, key, label, source or root.name, order=start + i, problem=problem))
+        out.append(Input(p, key, label, source, order=start + i, problem=problem))
     return out
 
 
@@ -104,7 +143,11 @@ def _from_csv(path: Path, unlabeled: bool, start: int) -> list[Input]:
     except OSError as exc:
         raise UnmaskError(f"{path}: cannot read ({exc.strerror})") from None
     reader = csv.DictReader(text.splitlines())
-    fields = [f.strip() for f in (reader.fieldnames or [])]
+    try:
+        fields = [f.strip() for f in (reader.fieldnames or [])]
+        rows = list(reader)
+    except csv.Error as exc:
+        raise UnmaskError(f"{path}: not a readable CSV ({exc})") from None
     need = ["path"] if unlabeled else ["path", "label"]
     missing = [c for c in need if c not in fields]
     if missing:
@@ -112,9 +155,11 @@ def _from_csv(path: Path, unlabeled: bool, start: int) -> list[Input]:
             f"{path}: CSV lacks column(s) {', '.join(missing)} "
             f"(has: {', '.join(fields) or 'nothing'}); expected at least path,label"
         )
+    from unmask.data.imageio import file_problem
+
     base = path.resolve().parent
     out: list[Input] = []
-    for i, raw in enumerate(reader):
+    for i, raw in enumerate(rows):
         row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
         value = row.get("path", "")
         line = i + 2
@@ -141,25 +186,61 @@ def _from_csv(path: Path, unlabeled: bool, start: int) -> list[Input]:
                 f"{path.name} line {line}: label {row.get('label', '')!r} is not one of "
                 f"{', '.join(LABELS)}",
             )
-        elif not p.exists():
-            item.problem = ("missing", f"{path.name} line {line}: no such file")
+        else:
+            problem = file_problem(p) if "\x00" not in value else ("missing", "NUL in path")
+            if problem is not None:
+                item.problem = (problem[0], f"{path.name} line {line}: {problem[1]}")
         out.append(item)
     return out
 
 
 def _single_file(p: Path, unlabeled: bool, order: int) -> Input:
+    from unmask.data.imageio import file_problem, printable
+
     p = p.resolve()
     label, source = _label_source(p.parts, p.parent.name)
+    source = printable(source or p.parent.name)
+    problem = file_problem(p)
     if unlabeled:
-        return Input(p, p.name, "", source or p.parent.name, order=order)
-    problem = None
-    if not label:
+        return Input(p, printable(p.name), "", source, order=order, problem=problem)
+    if problem is None and not label:
         problem = (
             "unknown_label",
             f"its folder {p.parent.name!r} is not one of {', '.join(LABELS)}",
         )
-    key = "/".join(p.parts[-3:])
-    return Input(p, key, label, source or p.parent.name, order=order, problem=problem)
+    key = printable("/".join(p.parts[-3:]))
+    return Input(p, key, label, source, order=order, problem=problem)
+
+
+def ensure_writable_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Create `path` (and parents) and prove it takes a file, or raise `UnmaskError` in one
+    line: an existing file in the way, a read-only or missing parent, a full disk."""
+    import tempfile
+
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise UnmaskError(f"{what} {p} exists and is not a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=p, prefix=".unmask-probe-"):
+            pass
+    except OSError as exc:
+        raise UnmaskError(f"{what} {p} is not writable ({exc.strerror or exc})") from None
+    return p
+
+
+def ensure_writable_file(path: str | Path, what: str = "output file") -> Path:
+    """Check that `path` can be created: its folder exists and is writable, it is not a
+    folder. Nothing is left behind."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise UnmaskError(f"{what} {p} is a folder")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise UnmaskError(f"{what} {p}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) and not p.exists():
+        raise UnmaskError(f"{what} {p}: folder {parent} is not writable")
+    return p
 
 
 def is_csv(path: Path) -> bool:
@@ -187,20 +268,30 @@ def collect_inputs(
         elif is_csv(p):
             roots.append(p.resolve().parent)
             items.extend(_from_csv(p, unlabeled, len(items)))
-        elif p.is_file():
+        else:  # a file, or a FIFO/device named directly: recorded with its reason
             roots.append(p.resolve().parent)
             items.append(_single_file(p, unlabeled, len(items)))
-        else:
-            raise UnmaskError(f"input is neither a file nor a folder: {p}")
-    # the same file listed twice keeps its first listing
-    seen: set[tuple[str, str]] = set()
+    # The same file listed twice (imgs/a.jpg, ./imgs/a.jpg, its absolute path, a symlink)
+    # keeps its first listing: deduplicated on the resolved path, the rest are `duplicate`.
+    first: dict[str, Input] = {}
+    seen_keys: set[tuple[str, str]] = set()
     unique = []
     for it in items:
+        try:
+            real = os.path.realpath(it.path)
+        except (OSError, ValueError):
+            real = str(it.path)
         k = (it.source, it.key)
-        if k in seen:
+        if it.problem is None and real in first:
+            was = first[real]
+            it.problem = ("duplicate", f"same file as {was.key!r} (listed more than once)")
+        elif k in seen_keys:
             it.problem = it.problem or ("duplicate", "listed more than once")
+        if k in seen_keys or (it.problem and it.problem[0] == "duplicate"):
             it.key = f"{it.key}#dup{it.order}"
-        seen.add(k)
+        if it.problem is None:
+            first.setdefault(real, it)
+        seen_keys.add(k)
         unique.append(it)
     for i, it in enumerate(unique):
         it.order = i

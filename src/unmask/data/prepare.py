@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unmask.data.inputs import Input, collect_inputs, safe_name
+from unmask.data.imageio import printable
+from unmask.data.inputs import Input, collect_inputs, ensure_writable_dir, safe_name
 from unmask.data.manifest import COLUMNS, MANIFEST_NAME, REJECTED_NAME, SPEC_NAME, SPLITS
 from unmask.data.spec import PreprocessSpec
 from unmask.errors import BadInputError, UnmaskError
@@ -440,7 +441,7 @@ def prepare(
     _check_paths(out, items, folders)
     if not items:
         raise UnmaskError(f"no input files found in {', '.join(map(str, roots))}")
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_writable_dir(out)  # before any work: not after an hour of cropping
     (out / WORK_DIR).mkdir(exist_ok=True)
 
     # plan: reuse matching records, queue the rest
@@ -489,9 +490,8 @@ def prepare(
         base = {"source": it.source, "label": it.label}
         if it.problem is not None:
             reason, detail = it.problem
-            rejected_rows.append(
-                {"file": str(it.path), "frame": -1, "reason": reason, "detail": detail, **base}
-            )
+            row = {"file": printable(it.path), "frame": -1, "reason": reason, "detail": detail}
+            rejected_rows.append({**row, **base})
             continue
         rec = records[it.uid]
         group = _group_of(it, regex)
@@ -507,7 +507,7 @@ def prepare(
                 }
             )
         for r in rec["rejected"]:
-            rejected_rows.append({"file": str(it.path), **r, **base})
+            rejected_rows.append({"file": printable(it.path), **r, **base})
     if assign_split is not None:
         for r in manifest_rows:
             r["split"] = assign_split

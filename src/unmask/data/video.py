@@ -26,11 +26,11 @@ class VideoInfo:
 def _open(path: str | Path):
     import cv2
 
+    from unmask.data.imageio import open_regular
+
     p = Path(path)
-    if not p.is_file():
-        raise BadInputError(p, "missing", "no such file")
-    if p.stat().st_size == 0:
-        raise BadInputError(p, "empty", "zero bytes")
+    with open_regular(p):  # missing, FIFO/device (FFmpeg would block on it), empty, unreadable
+        pass
     cap = cv2.VideoCapture(str(p))
     if not cap.isOpened():
         cap.release()
