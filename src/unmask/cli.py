@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "eval": "eval",
     "crossval": "crossval",
+    "compose": "compose",
+    "bench": "bench",
     "summary": "summary",
     "detect": "detect",
     "explain": "explain",

@@ -5,6 +5,7 @@ values become plain numbers. `json.dumps(allow_nan=False)` then guarantees valid
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -13,7 +14,8 @@ from typing import Any
 
 def json_clean(obj: Any) -> Any:
     """A copy of `obj` that `json.dumps(..., allow_nan=False)` accepts: NaN/inf -> None,
-    NumPy scalars/arrays -> Python numbers/lists, tuples -> lists, Paths -> str."""
+    NumPy scalars/arrays -> Python numbers/lists, tuples -> lists, Paths -> str,
+    dataclasses -> their fields."""
     if obj is None or isinstance(obj, (bool, str, int)):
         return obj
     if isinstance(obj, float):
@@ -24,6 +26,8 @@ def json_clean(obj: Any) -> Any:
         return [json_clean(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return json_clean(dataclasses.asdict(obj))
     tolist = getattr(obj, "tolist", None)  # NumPy scalar or array
     if callable(tolist):
         return json_clean(tolist())

@@ -18,24 +18,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
-    from unmask.inference.saved_model import default_model_dir, read_model_json
+    from unmask.jsonio import dumps
+    from unmask.modelfile import (
+        CARD_FILE,
+        default_model_dir,
+        model_to_json,
+        read_saved_model,
+    )
 
     d = Path(args.model) if args.model else default_model_dir()
-    meta = read_model_json(d)
+    model = read_saved_model(d)  # the one strict reader: a broken folder fails in one line
     if args.json:
-        print(json.dumps(meta, indent=2))
+        print(dumps(model_to_json(model), indent=2))
         return 0
-    card = d / "card.md"
-    if card.is_file():
+    card = d / CARD_FILE
+    if card.is_file() and not card.is_symlink():
         print(card.read_text(encoding="utf-8"))
-    else:
-        print(
-            f"model: {d}\ndetector: {meta['detector']} ({meta['kind']})\n"
-            f"classes: {', '.join(meta['classes'])}\nthreshold: {meta.get('threshold')}"
-        )
-        if meta.get("metrics"):
-            print("metrics:", json.dumps(meta["metrics"], indent=2))
+        return 0
+    print(
+        f"model: {d}\ndetector: {model.label} ({model.kind})\n"
+        f"classes: {', '.join(model.classes)}\n"
+        f"threshold: {model.threshold:.4f} ({model.threshold_rule})"
+    )
+    if model.fusion is not None:
+        f = model.fusion
+        print(f"fusion: {f.rule} of " + ", ".join(m.name for m in f.members))
+    if model.input is not None and model.input.tiles is not None:
+        t = model.input.tiles
+        print(f"input: {t.count} native-pixel tiles of {t.size} px per {t.region}")
+    if model.metrics:
+        print("metrics:", dumps(model.metrics, indent=2))
     return 0

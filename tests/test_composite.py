@@ -1,0 +1,217 @@
+"""Composite models and native-pixel tile inputs, end to end on tiny random members:
+compose on a val split -> save -> load -> identical scores; `driver` in detect's JSON/CSV;
+eval cuts tiles from the manifest's originals."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from unmask.data.tiles import TileSpec, cut_tiles
+
+TILES = TileSpec(size=32, count=4, region="face", align=8)
+
+
+def _image(rng, label: str) -> np.ndarray:
+    img = rng.integers(60, 200, (80, 96, 3)).astype(np.uint8)
+    if label != "real":  # a periodic pattern a net could pick up
+        img[::2, ::2] = 255
+    return img
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    """A prepared-style folder whose rows point at their originals and crop boxes."""
+    root = tmp_path_factory.mktemp("man")
+    (root / "crops").mkdir()
+    (root / "originals").mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for split, n in (("train", 4), ("val", 10), ("test", 4)):
+        for i in range(n):
+            label = "real" if i % 2 == 0 else "gan"
+            img = _image(rng, label)
+            orig = root / "originals" / f"{split}{i}.png"
+            Image.fromarray(img).save(orig)
+            box = (8, 4, 72, 68)
+            crop = img[box[1] : box[3], box[0] : box[2]]
+            Image.fromarray(crop).save(root / "crops" / f"{split}{i}.png")
+            rows.append(
+                {
+                    "path": f"crops/{split}{i}.png",
+                    "label": label,
+                    "source": "s",
+                    "group": f"{split}{i}",
+                    "split": split,
+                    "original": str(orig),
+                    "frame": -1,
+                    "face_index": 0,
+                    "box_x0": box[0],
+                    "box_y0": box[1],
+                    "box_x1": box[2],
+                    "box_y1": box[3],
+                    "det_score": "",
+                    "landmarks": "",
+                    "method": "",
+                    "parent": "",
+                }
+            )
+    with open(root / "manifest.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (root / "prepare.json").write_text(json.dumps({"preprocess": {"crop_size": 64}}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory) -> tuple[Path, Path]:
+    from unmask.inference.testing import tiny_torch_model
+
+    root = tmp_path_factory.mktemp("members")
+    return (
+        tiny_torch_model(root / "crop", seed=1),
+        tiny_torch_model(root / "artifact", tiles=TILES, seed=2),
+    )
+
+
+def test_tile_predictor_is_softmax_of_mean_tile_logits(members):
+    import torch
+
+    from unmask.inference.predictor import FaceInput, load_predictor
+
+    pred = load_predictor(members[1])
+    assert pred.needs.tiles == (TILES,)
+    rng = np.random.default_rng(3)
+    img = _image(rng, "gan")
+    tiles = cut_tiles(img, (8, 4, 72, 68), TILES)
+    s = pred.predict([FaceInput(img[4:68, 8:72], None, {TILES: tiles})])
+    with torch.no_grad():
+        logits = pred.model(pred.preprocess_tiles([FaceInput(img, None, {TILES: tiles})]))
+    expected = torch.softmax(logits.mean(0, keepdim=True), 1).numpy()
+    np.testing.assert_allclose(s.proba, expected, atol=1e-6)
+    assert s.driver == [None]
+    from unmask.errors import UnmaskError
+
+    with pytest.raises(UnmaskError, match="tiles"):
+        pred.predict_proba([img])  # a crop alone is not what this model scores
+
+
+@pytest.mark.parametrize("rule", ["max", "logistic", "auto"])
+def test_compose_save_load_identical_scores(members, manifest, tmp_path, rule):
+    from unmask.evaluation.compose import compose_models
+    from unmask.evaluation.scoring import score_row_faces
+    from unmask.inference.composite import fuse
+    from unmask.inference.predictor import load_predictor
+    from unmask.modelfile import read_saved_model
+
+    out = compose_models(
+        list(members), ["crop", "artifact"], manifest, rule, tmp_path / "combo", progress=False
+    )
+    m = read_saved_model(out)
+    assert m.kind == "composite" and [x.name for x in m.fusion.members] == ["crop", "artifact"]
+    assert m.fusion.rule in ("max", "logistic") and (rule == "auto" or m.fusion.rule == rule)
+    assert 0 <= m.threshold <= 1 and m.threshold_rule.startswith("youden_j_val")
+    assert (out / "members" / "artifact" / "weights.safetensors").read_bytes() == (
+        members[1] / "weights.safetensors"
+    ).read_bytes()
+    from unmask.data.manifest import read_manifest
+
+    test = read_manifest(manifest, split="test")
+    a = score_row_faces(load_predictor(out), test, progress=False)
+    b = score_row_faces(load_predictor(out), test, progress=False)
+    np.testing.assert_array_equal(a.proba, b.proba)
+    assert a.driver == b.driver and set(a.driver) <= {"crop", "artifact"}
+    # the fused score is the rule applied to the members' own scores
+    cols = [
+        1 - score_row_faces(load_predictor(d), test, progress=False).proba[:, 0] for d in members
+    ]
+    score, drive = fuse(np.stack(cols, 1), m.fusion)
+    np.testing.assert_allclose(a.proba[:, 1], score, atol=1e-6)
+    assert a.driver == [["crop", "artifact"][i] for i in drive]
+
+
+def test_compose_cli_and_detect_driver_in_json_and_csv(members, manifest, tmp_path, capsys):
+    from unmask.cli import main
+
+    out = tmp_path / "combo"
+    args = ["compose", *map(str, members), "--names", "crop,artifact", "--val", str(manifest)]
+    assert main([*args, "--rule", "max", "-o", str(out)]) == 0
+    assert "saved composite" in capsys.readouterr().out
+    img = manifest / "originals" / "test1.png"
+    assert main(["detect", str(img), "--model", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out, parse_constant=_no_nan)
+    face = doc["results"][0]["faces"][0]
+    assert face["driver"] in ("crop", "artifact")
+    table = tmp_path / "faces.csv"
+    assert main(["detect", str(img), "--model", str(out), "--csv", str(table)]) == 0
+    row = next(csv.DictReader(table.open()))
+    assert row["driver"] == face["driver"]
+    assert main(["detect", str(img), "--model", str(out)]) == 0
+    assert f"driver: {face['driver']}" in capsys.readouterr().out
+    # a second compose into the same folder is refused, not merged
+    assert main([*args, "-o", str(out)]) == 2
+
+
+def test_single_models_have_no_driver(members, manifest, capsys):
+    from unmask.cli import main
+
+    img = manifest / "originals" / "test0.png"
+    assert main(["detect", str(img), "--model", str(members[0]), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out, parse_constant=_no_nan)
+    assert doc["results"][0]["faces"][0]["driver"] is None
+
+
+def test_eval_on_manifest_cuts_tiles_from_originals(members, manifest):
+    from unmask.data.manifest import read_manifest
+    from unmask.evaluation.report import evaluate
+    from unmask.evaluation.scoring import row_tiles
+    from unmask.inference.predictor import FaceInput, load_predictor
+
+    pred = load_predictor(members[1])
+    test = read_manifest(manifest, split="test")
+    report, proba = evaluate(pred, test, n_boot=0, progress=False)
+    assert proba["none"].shape == (len(test), 2)
+    # the same as cutting the tiles by hand from each decoded original
+    tiles = row_tiles(test, [TILES])
+    img = np.asarray(Image.open(test["original"][0]).convert("RGB"))
+    np.testing.assert_array_equal(tiles[0][TILES], cut_tiles(img, (8, 4, 72, 68), TILES))
+    by_hand = pred.predict([FaceInput(np.zeros((64, 64, 3), np.uint8), None, t) for t in tiles])
+    np.testing.assert_allclose(proba["none"], by_hand.proba, atol=1e-6)
+
+
+def test_hostile_member_name_and_nesting(members, tmp_path):
+    import shutil
+
+    from unmask.errors import UnmaskError
+    from unmask.evaluation.compose import compose_models
+    from unmask.inference.predictor import load_predictor
+
+    with pytest.raises(UnmaskError):
+        compose_models(list(members), ["../x", "y"], tmp_path, "max", tmp_path / "c")
+    # a composite whose member is itself a composite is refused
+    d = tmp_path / "outer"
+    (d / "members").mkdir(parents=True)
+    shutil.copytree(members[0], d / "members" / "a")
+    meta = json.loads((members[0] / "model.json").read_text())
+    meta.update(
+        kind="composite",
+        detector={"name": "composite", "family": "composite", "kwargs": {}},
+        input=None,
+        fusion={"rule": "max", "members": [{"name": "a", "a": 1, "b": 0, "weight": 0}], "bias": 0},
+    )
+    (d / "model.json").write_text(json.dumps(meta))
+    assert load_predictor(d).fusion.rule == "max"  # one level is fine
+    shutil.copytree(d, tmp_path / "outer2" / "members" / "a")
+    (tmp_path / "outer2" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(UnmaskError, match="composite"):
+        load_predictor(tmp_path / "outer2")
+
+
+def _no_nan(name: str):
+    raise AssertionError(f"{name} in JSON output")
