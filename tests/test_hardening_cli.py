@@ -1,0 +1,137 @@
+"""Fatal problems are one line and exit 2, checked before the work; eval never counts a row
+it should not (unknown labels, duplicates) and writes nothing into the data set; rows printed
+while a progress bar is live never cut into it."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from test_classical import _cfg, make_manifest
+from unmask.cli import build_parser, main
+
+
+def _one_line_error(capsys, code: int) -> str:
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def classical(tmp_path_factory) -> tuple[Path, Path]:
+    from unmask.training.classical import train_classical
+
+    root = tmp_path_factory.mktemp("hard")
+    man = make_manifest(root / "data", {"train": 10, "val": 6, "test": 6}, sources=("a",))
+    model = train_classical(_cfg(man, "spectrum-logreg", root / "model"), progress=False)
+    return man, model
+
+
+def test_eval_skips_unknown_labels_and_duplicates_and_leaves_the_data_alone(
+    classical, tmp_path, capsys
+):
+    man, model = classical
+    data = tmp_path / "data"
+    import shutil
+
+    shutil.copytree(man.parent, data)
+    df = pd.read_csv(data / "manifest.csv", keep_default_na=False)
+    test = df[df["split"] == "test"]
+    banana = test.iloc[:1].assign(label="banana", path="crops/banana.png")
+    Image.open(data / test.iloc[0]["path"]).save(data / "crops" / "banana.png")
+    pd.concat([df, banana, test.iloc[:3]]).to_csv(data / "manifest.csv", index=False)
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    out = tmp_path / "report"
+    argv = ["eval", "--model", str(model), str(data), "-o", str(out), "--bootstrap", "0"]
+    assert main([*argv, "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "1 row(s) with unknown label 'banana'" in err
+    assert "3 duplicated row(s)" in err
+    report = json.loads((out / "report.json").read_text())
+    assert report["perturbations"]["none"]["pooled"]["n"] == len(test)  # each crop once
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before  # no .cache inside
+
+
+def test_eval_and_index_missing_crop_is_one_line(classical, tmp_path, capsys):
+    man, model = classical
+    data = tmp_path / "data"
+    import shutil
+
+    shutil.copytree(man.parent, data)
+    df = pd.read_csv(data / "manifest.csv", keep_default_na=False)
+    (data / df[df["split"] == "test"].iloc[0]["path"]).unlink()
+    code = main(["eval", "--model", str(model), str(data), "-o", str(tmp_path / "r"), "--quiet"])
+    assert "crop file(s) listed but missing" in _one_line_error(capsys, code)
+    code = main(["index", "--model", str(model), str(data), "-o", str(tmp_path / "i")])
+    assert "missing" in _one_line_error(capsys, code)
+
+
+def test_eval_explain_index_serve_default_to_the_shipped_model():
+    parser = build_parser()
+    for argv in (
+        ["eval", "data"],
+        ["explain", "x.jpg", "-o", "out"],
+        ["index", "data", "-o", "out"],
+        ["serve"],
+    ):
+        assert parser.parse_args(argv).model is None  # -> default_model_dir()
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["detect", "{img}", "--batch-size", "-5"], "--batch-size"),
+        (["detect", "{img}", "--workers", "0"], "--workers"),
+        (["detect", "{img}", "--csv", "{tmp}/no/such/folder/out.csv"], "does not exist"),
+        (["detect", "{img}", "--csv", "{tmp}"], "is a folder"),
+        (["detect", "{img}", "--annotate", "{img}"], "not a folder"),
+        (["detect", "{img}", "--explain", "/proc/unmask-nope"], "not writable"),
+        (["detect", "{img}", "--device", "cuda"], "--device"),
+        (["eval", "{tmp}", "--batch-size", "-5"], "--batch-size"),
+        (["explain", "{img}", "-o", "{img}"], "not a folder"),
+        (["index", "{tmp}", "-o", "{img}"], "not a folder"),
+        (["prepare", "{img}", "-o", "{img}"], "not a folder"),
+        (["prepare", "{img}", "-o", "/proc/unmask-nope"], "not writable"),
+    ],
+)
+def test_fatal_problems_are_one_line_before_any_work(argv, says, tmp_path, capsys):
+    import torch
+
+    if "cuda" in argv and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    img = tmp_path / "a.png"
+    Image.fromarray(np.full((24, 24, 3), 90, np.uint8)).save(img)
+    argv = [a.format(img=img, tmp=tmp_path) for a in argv]
+    assert says in _one_line_error(capsys, main(argv))
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_disk_full_is_one_line(tmp_path, capsys):
+    img = tmp_path / "a.png"
+    Image.fromarray(np.full((24, 24, 3), 90, np.uint8)).save(img)
+    err = _one_line_error(capsys, main(["detect", str(img), "-q", "--csv", "/dev/full"]))
+    assert "No space left on device" in err
+
+
+def test_table_rows_never_cut_into_the_progress_bar(tmp_path):
+    """On a terminal stdout and stderr share a screen: what each line shows (the text after
+    its last carriage return) is a table row or a bar, never both."""
+    for i in range(3):
+        Image.fromarray(np.full((24, 24, 3), 60 + i, np.uint8)).save(tmp_path / f"img{i}.png")
+    screen = io.StringIO()
+    with contextlib.redirect_stdout(screen), contextlib.redirect_stderr(screen):
+        assert main(["detect", str(tmp_path), "--workers", "1"]) == 0
+    shown = [line.rsplit("\r", 1)[-1] for line in screen.getvalue().split("\n")]
+    rows = [s for s in shown if re.search(r"img\d\.png", s)]
+    assert len(rows) == 3
+    assert not [s for s in rows if "%|" in s or "file/s" in s], rows
