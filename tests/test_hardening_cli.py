@@ -135,3 +135,18 @@ def test_table_rows_never_cut_into_the_progress_bar(tmp_path):
     rows = [s for s in shown if re.search(r"img\d\.png", s)]
     assert len(rows) == 3
     assert not [s for s in rows if "%|" in s or "file/s" in s], rows
+
+
+def test_feature_cache_on_a_read_only_data_set_falls_back(tmp_path, monkeypatch):
+    """Classical train/eval/spectrum cache features beside the manifest by default; when
+    that folder takes no files (read-only data set) the run goes on with the user's cache."""
+    from unmask.features.extract import extract_files
+
+    img = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8)).save(img)
+    blocked = tmp_path / "a_file"
+    blocked.write_text("x")  # a folder cannot be made under a file: like a read-only folder
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    feats = extract_files([img], "spectrum", 32, cache_dir=blocked / ".cache", progress=False)
+    assert feats.shape[0] == 1 and np.isfinite(feats).all()
+    assert list((tmp_path / "xdg" / "unmask" / "features").glob("*.npy"))

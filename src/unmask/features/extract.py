@@ -46,6 +46,25 @@ def _one(args: tuple[str, str, int, str | None]) -> np.ndarray:
     return feat
 
 
+def usable_cache_dir(cache_dir: str | Path | None) -> Path | None:
+    """`cache_dir` if it takes files, else the user's cache folder, else None (no cache):
+    the cache only saves time, so a read-only data set must not make a run fail."""
+    import tempfile
+
+    if not cache_dir:
+        return None
+    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "unmask" / "features"
+    for d in (Path(cache_dir), user):
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=d):
+                pass
+            return d
+        except OSError:
+            continue
+    return None
+
+
 def extract_files(
     paths: Sequence[str | Path],
     kind: str,
@@ -61,9 +80,7 @@ def extract_files(
     n = len(paths)
     out = np.empty((n, feature_dim(kind, size)), dtype=np.float32)
     todo: list[tuple[int, tuple[str, str, int, str | None]]] = []
-    cdir = Path(cache_dir) if cache_dir else None
-    if cdir is not None:
-        cdir.mkdir(parents=True, exist_ok=True)
+    cdir = usable_cache_dir(cache_dir)
     for i, p in enumerate(paths):
         cache_file = None
         if cdir is not None:
