@@ -154,6 +154,9 @@ def test_compose_cli_and_detect_driver_in_json_and_csv(members, manifest, tmp_pa
     assert row["driver"] == face["driver"]
     assert main(["detect", str(img), "--model", str(out)]) == 0
     assert f"driver: {face['driver']}" in capsys.readouterr().out
+    # explain runs per member: one Grad-CAM per CNN member, in out/<member>/
+    assert main(["explain", str(img), "--model", str(out), "-o", str(tmp_path / "why")]) == 0
+    assert {p.parent.name for p in (tmp_path / "why").rglob("*.png")} == {"crop", "artifact"}
     # a second compose into the same folder is refused, not merged
     assert main([*args, "-o", str(out)]) == 2
 

@@ -41,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
     device = check_device(args.device)
     out = ensure_writable_dir(args.out)  # before the work, not after it
     predictor = load_predictor(args.model or default_model_dir(), device=device)
+    # A composite is explained member by member (out/<member>/): each CNN member's Grad-CAM
+    # on the face, each classical member's spectrum.
+    composite = predictor.meta["kind"] == "composite"
+    parts = list(predictor.members.items()) if composite else [("", predictor)]
     n_written = n_err = 0
     for res in detect_paths(
         list(expand_inputs(args.paths)), predictor, frames=args.frames, workers=1, keep_crops=True
@@ -53,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
         if not res.faces:
             print(f"{res.file}: no face found")
             continue
-        for path in explain_result(res, predictor, out, method=args.method):
-            n_written += 1
-            print(path)
+        for name, part in parts:
+            for path in explain_result(res, part, out / name, method=args.method):
+                n_written += 1
+                print(path)
     print(f"{n_written} heatmap image(s) written to {out}")
     return 0 if n_written or not n_err else 1

@@ -16,7 +16,7 @@ def cams_for_crops(predictor, crops, landmarks=None, method: str = "gradcam") ->
     model = predictor.model
     x = predictor.preprocess(crops).to(next(model.parameters()).device)
     forward = None
-    if getattr(model, "needs_landmarks", False):
+    if predictor.needs.landmarks:
         lm = predictor.landmarks_tensor(landmarks, len(crops)).to(x.device)
 
         def forward(inp):
@@ -69,7 +69,7 @@ def explain_result(res, predictor, out_dir: Path, method: str = "gradcam") -> li
     if not faces:
         return []
     written = []
-    is_cnn = hasattr(predictor, "model") and hasattr(predictor.model, "gradcam_layers")
+    is_cnn = predictor.meta.get("kind") == "torch"
     if is_cnn:
         cams = cams_for_crops(
             predictor, [f.crop for f in faces], [f.landmarks for f in faces], method

@@ -97,8 +97,14 @@ class TorchPredictor:
             out.append(normalize_tiles(tiles, self.mean, self.std))
         return torch.from_numpy(np.concatenate(out))
 
-    def landmarks_tensor(self, landmarks: Sequence[np.ndarray | None]) -> torch.Tensor:
+    def landmarks_tensor(
+        self, landmarks: Sequence[np.ndarray | None] | None, n: int | None = None
+    ) -> torch.Tensor:
         """(n, 468, 3) landmarks; zeros for crops without any."""
+        if landmarks is None:
+            landmarks = [None] * (n or 0)
+        if n is not None and len(landmarks) != n:
+            raise ValueError(f"got {len(landmarks)} landmark arrays for {n} crops")
         return torch.from_numpy(np.stack([landmarks_array(lm) for lm in landmarks]))
 
     # -- scoring -------------------------------------------------------------------------

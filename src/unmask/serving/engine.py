@@ -61,12 +61,8 @@ class _LockedPredictor:
 
 def explain_kind(predictor) -> str | None:
     """`"gradcam"` for CNNs, `"spectrum"` for classical models, None otherwise."""
-    model = getattr(predictor, "model", None)
-    if model is not None and hasattr(model, "gradcam_layers"):
-        return "gradcam"
-    if (getattr(predictor, "meta", None) or {}).get("kind") == "classical":
-        return "spectrum"
-    return None
+    kind = predictor.meta.get("kind")
+    return {"torch": "gradcam", "classical": "spectrum"}.get(kind)  # composite: `unmask explain`
 
 
 def png_bytes(image: np.ndarray) -> bytes:
