@@ -33,8 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--model",
         action="append",
         default=[],
-        metavar="[NAME=]PATH",
-        help="a saved model (repeat to compare); DEFAULT is the shipped model; PATH may hold {source}",
+        metavar="[NAME=]PATH[|FALLBACK]",
+        help="a saved model (repeat to compare); DEFAULT is the shipped model; PATH may hold "
+        "{source}, FALLBACK scores the sources without a {source} folder",
     )
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--split", default="test", help="split to evaluate (default test)")

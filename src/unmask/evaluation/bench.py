@@ -39,22 +39,29 @@ SOURCE_FIELD = "{source}"
 class BenchModel:
     name: str
     path: str  # a model folder; "{source}" is replaced by the held-out source
+    fallback: str | None = None  # used where the {source} folder does not exist
 
     def folder(self, source: str) -> Path:
-        return Path(self.path.replace(SOURCE_FIELD, source))
+        p = Path(self.path.replace(SOURCE_FIELD, source))
+        if self.fallback and not (p / "model.json").is_file():
+            return Path(self.fallback)
+        return p
 
 
 def parse_models(items: Sequence[str]) -> list[BenchModel]:
-    """`NAME=PATH` or `PATH` (name = the folder's name) -> BenchModels, names unique."""
+    """`[NAME=]PATH[|FALLBACK]` -> BenchModels (name = the folder's name), names unique.
+    FALLBACK scores the sources whose `{source}` folder does not exist (e.g. sources the
+    model never trained on, so that its all-sources model is already held out for them)."""
     out: list[BenchModel] = []
     for item in items:
         name, sep, path = item.partition("=")
         if not sep:
             path = item
-            name = Path(item.replace(SOURCE_FIELD, "")).name or Path(item).parent.name
-        if not name or not path:
-            raise UnmaskError(f"--model {item!r}: expected NAME=PATH or PATH")
-        out.append(BenchModel(name, path))
+            name = Path(item.split("|")[0].replace(SOURCE_FIELD, "")).name
+        path, bar, fallback = path.partition("|")
+        if not name or not path or (bar and not fallback):
+            raise UnmaskError(f"--model {item!r}: expected [NAME=]PATH[|FALLBACK]")
+        out.append(BenchModel(name, path, fallback or None))
     names = [m.name for m in out]
     if len(set(names)) != len(names):
         raise UnmaskError(f"model names must be unique, got {names}; use NAME=PATH")
