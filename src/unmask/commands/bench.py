@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         for m in models
     ]
     pert = NONE
-    if args.perturb:
+    if args.perturb and args.perturb.strip().lower() != "none":
         ps = parse_perturbations([args.perturb])[1:]  # [0] is always the clean run
         if len(ps) != 1:
             raise UnmaskError("--perturb takes one perturbation, e.g. jpeg:90")
