@@ -132,6 +132,15 @@ def test_detect_same_scores_and_parquet_table(mixed, tmp_path, capsys, ray_local
         len(from_csv) == len(from_parquet) == sum(max(len(r["faces"]), 1) for r in local["results"])
     )
     assert from_csv[from_parquet.columns].equals(from_parquet)
+    # the same rows, written as Parquet shards by the workers (shards in any order)
+    shards = tmp_path / "shards"
+    args = ["detect", "-q", "--batch-size", "2", "--frames", "3", str(mixed), "--engine", "ray"]
+    assert main([*args, "--shards", str(shards)]) == 0
+    assert "9 file(s): 6 scored" in capsys.readouterr().out
+    key = ["file", "frame", "face_index"]
+    from_shards = read_table(shards).sort_values(key, kind="stable").reset_index(drop=True)
+    expect = from_parquet.sort_values(key, kind="stable").reset_index(drop=True)
+    assert from_shards.equals(expect)
 
 
 def test_eval_same_scores(prepared, tmp_path, capsys, ray_local):
@@ -209,3 +218,10 @@ def test_killed_worker_loses_and_duplicates_nothing(prepared, mixed, tmp_path, r
     a, b = read_manifest(prepared["local"]), read_manifest(out)
     assert a["path"].is_unique and b["path"].is_unique
     _same_rows(a, b)
+
+
+def test_address_needs_the_ray_engine(mixed, tmp_path, capsys):
+    code = main(["prepare", str(mixed), "-o", str(tmp_path / "o"), "--address", "auto"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--engine ray" in err[0]

@@ -102,14 +102,54 @@ def detect_paths_ray(
     `model_cpus`: CPU slots a CPU model actor claims (0: like the local engine's main
     process, it shares the cores with the crop workers). `landmarks`: whether the model
     reads face-mesh landmarks (`unmask.inference.detect.wants_landmarks`)."""
+    files = [str(f) for f in files]
+    if not files:
+        return
+    ds = _pipeline(
+        files,
+        model_dir,
+        spec,
+        device,
+        threshold,
+        every,
+        frames,
+        workers,
+        model_workers,
+        batch_size,
+        keep_crops,
+        model_cpus,
+        landmarks,
+    )
+    from unmask.cluster.session import one_line_errors
+
+    with one_line_errors("detect"):
+        for expected, row in enumerate(ds.iter_rows()):
+            if int(row["block"]) != expected:  # preserve_order is a promise: check it
+                raise RuntimeError(f"Ray returned block {row['block']} before {expected}")
+            yield from pickle.loads(row["results"])
+
+
+def _pipeline(
+    files,
+    model_dir,
+    spec,
+    device,
+    threshold,
+    every,
+    frames,
+    workers,
+    model_workers,
+    batch_size,
+    keep_crops,
+    model_cpus,
+    landmarks,
+):
+    """The Ray Data plan: rows are blocks of files -> extracted items -> pickled results."""
     from ray.data import ActorPoolStrategy, from_items
 
     from unmask.cluster.models import ship_model
     from unmask.cluster.session import data_context
 
-    files = [str(f) for f in files]
-    if not files:
-        return
     data_context()
     device, gpus = model_placement(device)
     blocks = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
@@ -132,7 +172,92 @@ def detect_paths_ray(
         num_cpus=0 if gpus else model_cpus,
         num_gpus=gpus,
     )
-    for expected, row in enumerate(ds.iter_rows()):
-        if int(row["block"]) != expected:  # preserve_order is a promise: check it
-            raise RuntimeError(f"Ray returned block {row['block']} before {expected}")
-        yield from pickle.loads(row["results"])
+    return ds
+
+
+class _FaceRows:
+    """Pickled FileResults -> the per-face table's rows (cells as text, like the CSV)."""
+
+    def __init__(self, classes: Sequence[str]) -> None:
+        from unmask.inference.report import face_csv_columns
+
+        self.classes = list(classes)
+        self.columns = list(dict.fromkeys(face_csv_columns(self.classes)))
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        from unmask.inference.report import face_rows
+
+        rows = [
+            r
+            for blob in batch["results"]
+            for res in pickle.loads(blob)
+            for r in face_rows(res, self.classes)
+        ]
+        cells = lambda v: "" if v is None else str(v)  # noqa: E731
+        return {
+            c: np.array([cells(r.get(c, "")) for r in rows], dtype=object) for c in self.columns
+        }
+
+
+def detect_to_parquet_shards(
+    files: Sequence[str | Path],
+    model_dir: str | Path,
+    spec: PreprocessSpec,
+    out_dir: str | Path,
+    classes: Sequence[str],
+    **options: Any,
+) -> Path:
+    """Like `detect_paths_ray`, but the per-face rows are written by the workers as Parquet
+    shards under `out_dir` (one file per block; the `file` column says which input) and
+    nothing flows back through the driver. `options`: those of `detect_paths_ray`.
+    Read them back with `unmask.data.tables.read_table(out_dir)`."""
+    from ray.data import ActorPoolStrategy
+
+    from unmask.cluster.session import data_context
+
+    files = [str(f) for f in files]
+    data_context()
+    defaults = {
+        "device": None,
+        "threshold": None,
+        "every": 0,
+        "frames": 16,
+        "workers": 2,
+        "model_workers": 1,
+        "batch_size": 32,
+        "keep_crops": False,
+        "model_cpus": 0.0,
+        "landmarks": True,
+    }
+    o = {**defaults, **options}
+    ds = _pipeline(
+        files,
+        model_dir,
+        spec,
+        o["device"],
+        o["threshold"],
+        o["every"],
+        o["frames"],
+        o["workers"],
+        o["model_workers"],
+        o["batch_size"],
+        False,
+        o["model_cpus"],
+        o["landmarks"],
+    )
+    ds = ds.map_batches(
+        _FaceRows,
+        fn_constructor_args=(list(classes),),
+        compute=ActorPoolStrategy(size=1),
+        batch_size=1,
+        num_cpus=0,
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    from unmask.cluster.session import one_line_errors
+
+    with one_line_errors("detect"):
+        ds.write_parquet(str(out))
+    return out

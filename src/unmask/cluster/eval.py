@@ -71,7 +71,7 @@ def ray_scorer(
         from ray.data import ActorPoolStrategy, from_items
         from tqdm import tqdm
 
-        from unmask.cluster.session import data_context
+        from unmask.cluster.session import data_context, one_line_errors
 
         n = len(df)
         if n == 0:
@@ -100,11 +100,12 @@ def ray_scorer(
             total=n, desc=f"score {perturbation.name} (ray)", unit="img", disable=not progress
         )
         parts = []
-        for expected, row in enumerate(ds.iter_rows()):
-            if int(row["block"]) != expected:
-                raise RuntimeError(f"Ray returned block {row['block']} before {expected}")
-            parts.append(pickle.loads(row["proba"]))
-            bar.update(len(parts[-1]))
+        with one_line_errors("eval"):
+            for expected, row in enumerate(ds.iter_rows()):
+                if int(row["block"]) != expected:
+                    raise RuntimeError(f"Ray returned block {row['block']} before {expected}")
+                parts.append(pickle.loads(row["proba"]))
+                bar.update(len(parts[-1]))
         bar.close()
         return np.concatenate(parts)
 

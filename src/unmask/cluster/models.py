@@ -37,9 +37,9 @@ def read_model_folder(model_dir: str | Path) -> dict[str, bytes]:
 
 def ship_model(model_dir: str | Path) -> Any:
     """The model folder in Ray's object store (an ObjectRef for the actors)."""
-    import ray
+    from unmask.cluster.session import ensure_ray
 
-    return ray.put(read_model_folder(model_dir))
+    return ensure_ray().put(read_model_folder(model_dir))
 
 
 def load_shipped(files: dict[str, bytes], device: str = "cpu", threshold: float | None = None):

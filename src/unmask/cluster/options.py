@@ -37,4 +37,4 @@ def engine_session(args: argparse.Namespace, num_cpus: int | None = None) -> Any
         return contextlib.nullcontext()
     from unmask.cluster.session import ray_session
 
-    return ray_session(args.address, num_cpus)
+    return ray_session(args.address, num_cpus, lazy=True)

@@ -52,7 +52,7 @@ def run_tasks_on_ray(
     from ray.data import ActorPoolStrategy, from_items
     from tqdm import tqdm
 
-    from unmask.cluster.session import data_context
+    from unmask.cluster.session import data_context, one_line_errors
 
     bar = tqdm(
         total=total,
@@ -82,9 +82,10 @@ def run_tasks_on_ray(
             batch_size=1,
             num_cpus=1,
         )
-        for row in ds.iter_rows():
-            rec = json.loads(row["record"])
-            records[rec["uid"]] = rec
-            bar.update(1)
+        with one_line_errors("prepare"):
+            for row in ds.iter_rows():
+                rec = json.loads(row["record"])
+                records[rec["uid"]] = rec
+                bar.update(1)
     finally:
         bar.close()

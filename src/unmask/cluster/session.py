@@ -38,17 +38,10 @@ def _quiet_ray_data() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-@contextlib.contextmanager
-def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[Any]:
-    """Ray, initialised for the duration of the block. An already initialised Ray (a caller's
-    or a test's) is used as it is and left running. `address`: "auto", "ray://host:10001"
-    or "host:6379" joins that cluster; None starts a local instance with `num_cpus` logical
-    CPUs (default: the machine's cores) and a small object store."""
-    ray = require_ray()
-    if ray.is_initialized():
-        _quiet_ray_data()
-        yield ray
-        return
+_PENDING: dict[str, Any] | None = None  # a lazy session's settings, until work needs Ray
+
+
+def _start(ray: Any, address: str | None, num_cpus: int | None) -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     kwargs: dict[str, Any] = {
         "include_dashboard": False,
@@ -67,17 +60,50 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = address or "a local instance"
         raise UnmaskError(f"could not start Ray on {where}: {str(exc).splitlines()[0]}") from None
-    try:
+    _quiet_ray_data()
+
+
+@contextlib.contextmanager
+def ray_session(
+    address: str | None = None, num_cpus: int | None = None, lazy: bool = False
+) -> Iterator[Any]:
+    """Ray, initialised for the duration of the block and shut down after it. An already
+    initialised Ray (a caller's or a test's) is used as it is and left running. `address`:
+    "auto", "ray://host:10001" or "host:6379" joins that cluster; None starts a local
+    instance with `num_cpus` logical CPUs (default: the machine's cores) and a small object
+    store. `lazy`: start it only when work first needs it (`ensure_ray`), so a re-run with
+    nothing left to do costs no start-up."""
+    global _PENDING
+    ray = require_ray()
+    if ray.is_initialized():
         _quiet_ray_data()
         yield ray
+        return
+    if lazy:
+        _PENDING = {"address": address, "num_cpus": num_cpus}
+    else:
+        _start(ray, address, num_cpus)
+    try:
+        yield ray
     finally:
-        ray.shutdown()
+        _PENDING = None
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+def ensure_ray() -> Any:
+    """The running Ray; starts a lazy session's instance on first use."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        if _PENDING is None:
+            raise UnmaskError("the Ray engine needs a Ray session (unmask.cluster.session)")
+        _start(ray, **_PENDING)
+    return ray
 
 
 def cluster_gpus() -> int:
     """GPUs in the running cluster (0 on CPU-only clusters)."""
-    import ray
-
+    ray = ensure_ray()
     return int(ray.cluster_resources().get("GPU", 0))
 
 
@@ -85,6 +111,27 @@ def data_context():
     """Ray Data's context with results kept in input order (the engines rely on it)."""
     from ray.data import DataContext
 
+    ensure_ray()
     ctx = DataContext.get_current()
     ctx.execution_options.preserve_order = True
     return ctx
+
+
+@contextlib.contextmanager
+def one_line_errors(what: str) -> Iterator[None]:
+    """A failure inside Ray (an actor that cannot start, a worker's exception) -> one
+    UnmaskError line naming the cause, not Ray's multi-page traceback. Bad input files never
+    get here: the stages record them as rejected/error rows."""
+    import ray.exceptions
+
+    try:
+        yield
+    except ray.exceptions.RayError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, UnmaskError):
+            raise UnmaskError(str(cause)) from None
+        lines = [x.strip() for x in str(cause or exc).splitlines() if x.strip()]
+        last = lines[-1] if lines else exc.__class__.__name__
+        raise UnmaskError(
+            f"{what} on Ray failed: {last[:300]} (UNMASK_DEBUG=1 shows the workers' logs)"
+        ) from None

@@ -82,6 +82,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="with --engine ray: model actors (one GPU each on GPU clusters; default 1)",
     )
+    p.add_argument(
+        "--shards",
+        metavar="DIR",
+        help="with --engine ray: the workers write the per-face rows as Parquet shards into "
+        "DIR (new or empty) instead of sending them back; only totals are printed",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise UnmaskError("no files found in " + ", ".join(args.paths))
     keep = bool(args.explain)
+    if args.shards:
+        return _run_shards(args, files, model_dir, predictor)
     import contextlib
 
     from unmask.cluster.options import engine_session
@@ -235,3 +243,45 @@ def run(args: argparse.Namespace) -> int:
     if n_ok == 0 and n_err > 0:
         return 1
     return 0
+
+
+def _run_shards(args, files, model_dir, predictor) -> int:
+    """`--shards DIR`: Ray workers write the per-face table as Parquet shards."""
+    from pathlib import Path
+
+    from unmask.cluster.detect import detect_to_parquet_shards
+    from unmask.cluster.options import engine_session
+    from unmask.data.tables import read_table
+    from unmask.errors import UnmaskError
+    from unmask.inference import detect as detect_mod
+    from unmask.inference.detect import detection_spec
+
+    if args.engine != "ray":
+        raise UnmaskError("--shards are written by Ray workers: use it with --engine ray")
+    out = Path(args.shards)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UnmaskError(f"--shards {out}: must be a new or empty folder")
+    with engine_session(args, num_cpus=(args.workers or 2) + 1):
+        detect_to_parquet_shards(
+            files,
+            model_dir,
+            detection_spec(predictor.spec, args.largest_only),
+            out,
+            predictor.classes,
+            device=args.device,
+            threshold=predictor.threshold,
+            every=args.every,
+            frames=args.frames,
+            workers=args.workers or 2,
+            model_workers=args.model_workers,
+            batch_size=args.batch_size,
+            landmarks=getattr(detect_mod, "wants_landmarks", lambda _: True)(predictor),
+        )
+    per_file = read_table(out).drop_duplicates("file")
+    n_err = int((per_file["status"] == "error").sum())
+    n_fake = int((per_file["file_verdict"] == "fake").sum())
+    print(
+        f"{len(files)} file(s): {len(per_file) - n_err} scored, {n_fake} fake, {n_err} "
+        f"unreadable; per-face rows in {out}"
+    )
+    return 1 if n_err and n_err == len(per_file) else 0

@@ -27,8 +27,9 @@ _ROWS_PER_GROUP = 50_000  # Parquet row group: bounded memory while streaming
 
 
 def table_format(path: str | Path) -> str:
-    """`parquet` for *.parquet / *.pq, else `csv`."""
-    return "parquet" if Path(path).suffix.lower() in (".parquet", ".pq") else "csv"
+    """`parquet` for *.parquet / *.pq and folders (Parquet shards), else `csv`."""
+    p = Path(path)
+    return "parquet" if p.suffix.lower() in (".parquet", ".pq") or p.is_dir() else "csv"
 
 
 def require_pyarrow():
@@ -139,7 +140,8 @@ def _like_csv(df, str_columns: Sequence[str]):
 
 
 def read_table(path: str | Path, str_columns: Sequence[str] = ()):
-    """A CSV or Parquet table -> pandas DataFrame with CSV-like dtypes (missing cells "")."""
+    """A CSV or Parquet table (or a folder of Parquet shards) -> pandas DataFrame with
+    CSV-like dtypes (missing cells "")."""
     import pandas as pd
 
     p = Path(path)
