@@ -152,3 +152,55 @@ def test_get_cropper_is_shared_per_spec():
     a = get_cropper(PreprocessSpec(crop_size=32))
     assert get_cropper(PreprocessSpec(crop_size=32)) is a
     assert get_cropper(PreprocessSpec(crop_size=48)) is not a
+
+
+def test_native_stderr_silenced_only_on_first_run(monkeypatch):
+    """fd 2 is the whole process's: silence it when a graph starts, not on every call."""
+    import contextlib
+
+    from unmask.data import faces
+
+    entered = []
+
+    @contextlib.contextmanager
+    def counting():
+        entered.append(1)
+        yield
+
+    monkeypatch.setattr(faces, "_native_stderr_silenced", counting)
+    blank = np.full((64, 64, 3), 127, np.uint8)
+    with FaceCropper(PreprocessSpec(crop_size=32), landmarks=True) as c:
+        c.warm_up()
+        built = len(entered)
+        assert built >= 3  # two detector graphs + face mesh, built and run once each
+        for _ in range(3):
+            assert c.crop(blank) == []
+            assert c.landmarks_of(blank) is None
+        assert len(entered) == built
+
+
+def test_landmarks_off_and_warm_up_change_no_crop():
+    """`unmask detect` skips face mesh and warms graphs up; `prepare` does neither: both
+    must cut the same crops from the same boxes."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    astronaut = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
+    face = np.asarray(Image.open(astronaut).convert("RGB"))
+    two = np.concatenate([face, face[:, ::-1]], axis=1)
+    spec = PreprocessSpec(crop_size=96, faces="all")
+    with FaceCropper(spec) as full, FaceCropper(spec, landmarks=False) as fast:
+        fast.warm_up()
+        for img in (face, two):
+            a, b = full.crop(img), fast.crop(img)
+            assert len(a) == len(b) >= 1
+            for x, y in zip(a, b, strict=True):
+                assert (x.box, x.score, x.face_box, x.detector) == (
+                    y.box,
+                    y.score,
+                    y.face_box,
+                    y.detector,
+                )
+                assert np.array_equal(x.image, y.image)
+                assert x.landmarks is not None and y.landmarks is None

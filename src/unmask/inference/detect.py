@@ -2,18 +2,21 @@
 
 The work is a stream, so memory stays flat however many files there are:
 
-    paths -> [worker processes: decode + face detection + crop]  -> crops, in input order
-          -> [main process: model, batched across files]          -> FileResult, one per input
+    paths -> [worker threads: decode + face detection + crop]  -> crops, in input order
+          -> [main thread: model, batched across files]         -> FileResult, one per input
 
-At most `2 * workers + 2` files are in flight at any time. Faces are found and cropped with
-the model's own saved PreprocessSpec, so detection crops exactly as training did.
+Both stages run at once in one process (decoding, MediaPipe, OpenCV and torch release the
+GIL); at most `batch_size + 2 * workers + 2` files are in flight or waiting at any time.
+Face mesh runs only for models that read landmarks. Faces are found and cropped with the
+model's own saved PreprocessSpec, so detection crops exactly as training did.
 """
 
 from __future__ import annotations
 
 import os
-from collections import deque
+import sys
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,13 +181,17 @@ def _iter_extracted(
     workers: int,
     landmarks: bool = True,
     tiles: Sequence[Any] = (),
+    window: int | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Stage 1 over all inputs, in input order, with a bounded number in flight.
+    """Stage 1 over all inputs, in input order, with at most `window` (default
+    `2 * workers + 2`) files in flight or done but not yet taken.
 
     `workers` > 1 runs threads of this process, one FaceCropper each. Pillow's decoder,
     MediaPipe graphs and OpenCV release the GIL, so the threads run in parallel, and there
     is no spawned process that re-imports numpy, OpenCV and MediaPipe (seconds of start-up
-    each on a small machine, and 200+ MB of memory each) nor crops pickled back."""
+    each on a small machine, and 200+ MB of memory each) nor crops pickled back. A feeder
+    thread keeps the window full while the caller is busy (scoring a batch), so faces are
+    found during the model's turn too."""
     if workers <= 1:
         _init_worker(spec, landmarks)
         for p in paths:
@@ -221,18 +228,46 @@ def _iter_extracted(
     def run(p: Path) -> dict[str, Any]:
         return _extract(p, every, frames, local.cropper, tiles)
 
-    window = 2 * workers + 2
+    import queue
+
+    slots = threading.Semaphore(max(window or 0, 2 * workers + 2))
+    futures: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def feed(pool: ThreadPoolExecutor) -> None:
+        try:
+            for p in paths:
+                while not slots.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
+                    return
+                futures.put(pool.submit(run, p))
+        except BaseException as exc:  # reaches the caller, in order
+            futures.put(exc)
+        finally:
+            futures.put(None)
+
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="unmask-faces") as pool:
             for f in [pool.submit(start) for _ in range(workers)]:
                 f.result()
-            pending: deque = deque()
-            for p in paths:
-                pending.append(pool.submit(run, p))
-                if len(pending) >= window:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+            feeder = threading.Thread(target=feed, args=(pool,), name="unmask-feed", daemon=True)
+            feeder.start()
+            try:
+                while (f := futures.get()) is not None:
+                    if isinstance(f, BaseException):
+                        raise f
+                    item = f.result()
+                    slots.release()
+                    yield item
+            finally:
+                stop.set()
+                feeder.join()
+                while not futures.empty():  # the caller stopped early: drop queued work
+                    f = futures.get_nowait()
+                    if f is not None and not isinstance(f, BaseException):
+                        f.cancel()
     finally:
         for c in croppers:
             c.close()
@@ -333,18 +368,39 @@ def detect_paths(
         yield from score_extracted(ready, predictor, keep_crops)
         ready, n_crops = [], 0
 
+    # Room for a whole batch of files plus the threads' work: faces are found while the
+    # model scores the previous batch (crops are small; the decoded images are not kept).
+    window = batch_size + 2 * workers + 2
     extracted = _iter_extracted(
-        files, spec, every, frames, workers, landmarks, predictor.needs.tiles
+        files, spec, every, frames, workers, landmarks, predictor.needs.tiles, window
     )
-    for k, item in enumerate(extracted):
-        ready.append(item)
-        n_crops += len(item.get("faces", []))
-        # Batches never straddle a block of `batch_size` files: the Ray engine scores whole
-        # blocks, so both engines feed the model the same batches (bit-identical scores).
-        if n_crops >= batch_size or (k + 1) % batch_size == 0:
+    with _model_threads(workers):
+        for k, item in enumerate(extracted):
+            ready.append(item)
+            n_crops += len(item.get("faces", []))
+            # Batches never straddle a block of `batch_size` files: the Ray engine scores whole
+            # blocks, so both engines feed the model the same batches (bit-identical scores).
+            if n_crops >= batch_size or (k + 1) % batch_size == 0:
+                yield from flush()
+        if ready:
             yield from flush()
-    if ready:
-        yield from flush()
+
+
+@contextmanager
+def _model_threads(workers: int) -> Iterator[None]:
+    """Torch's intra-op threads while `workers` face threads share this process: the
+    cores they leave (at least 1). On a 2-core machine two OpenMP threads spin-waiting
+    beside two face threads cost about 15% more CPU and wall time than one (issue 13)."""
+    torch = sys.modules.get("torch")  # only a torch model has loaded it; never import it
+    if torch is None or workers <= 1:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(before, (os.cpu_count() or 1) - workers)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def score_block(
