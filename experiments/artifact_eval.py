@@ -39,6 +39,22 @@ def load_tile_model(model_dir: Path):
     from unmask.data.tiles import TileSpec
     from unmask.detectors.registry import create_detector
 
+    if model_dir.suffix == ".ckpt":  # a training checkpoint (screening): DIR/checkpoints/X.ckpt
+        ckpt = torch.load(model_dir, map_location="cpu", weights_only=True)
+        hp = ckpt["hyper_parameters"]
+        cfg = hp.get("config") or hp.get("cfg")
+        from unmask.config import from_dict
+        from unmask.training.config import TrainConfig
+        from unmask.training.tile_data import tile_spec
+
+        cfg = cfg if isinstance(cfg, TrainConfig) else from_dict(TrainConfig, cfg)
+        kw = dict(cfg.detector.kwargs)
+        model = create_detector(cfg.detector.name, num_classes=cfg.data.num_classes, **kw)
+        pre = "model."
+        sd = {k[len(pre) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(pre)}
+        model.load_state_dict(sd)
+        torch.set_grad_enabled(False)
+        return model.eval(), tile_spec(cfg), 0.5, {}
     meta = json.loads((model_dir / "model.json").read_text())
     det = meta["detector"]
     model = create_detector(det["name"], num_classes=len(meta["classes"]), **det["kwargs"])

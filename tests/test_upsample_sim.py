@@ -10,8 +10,10 @@ from unmask.synth.upsample_sim import (
     UPSAMPLERS,
     UpsampleRecipe,
     apply_recipe,
+    apply_trace,
     downscale,
     random_recipe,
+    simulate_trace,
     simulate_upsampling,
     upscale,
 )
@@ -79,3 +81,33 @@ def test_bad_input_is_refused() -> None:
         apply_recipe(np.zeros((8, 8, 3), np.float32), UpsampleRecipe())
     with pytest.raises(ValueError):
         UpsampleRecipe("lanczos")
+
+
+def test_trace_keeps_fine_detail_and_adds_a_periodic_residue() -> None:
+    """A plain down-up removes the image's own high frequencies; the trace simulator keeps
+    them (it only adds up_recipe - up_reference), and its residue is 2-periodic for a
+    nearest recipe."""
+    yy, xx = np.mgrid[0:64, 0:64]
+    smooth = (128 + 60 * np.sin(xx / 5.0) * np.cos(yy / 7.0))[..., None].repeat(3, axis=2)
+    img = np.clip(smooth + _noise().astype(float) * 0.1 - 12.8, 0, 255).astype(np.uint8)
+    r = UpsampleRecipe("nearest", 2, "area")
+    down_up = apply_recipe(img, r).astype(float)
+    trace = apply_trace(img, r).astype(float)
+
+    def hp(a: np.ndarray) -> np.ndarray:  # 4-neighbour Laplacian: fine detail
+        return a - (np.roll(a, 1, 0) + np.roll(a, -1, 0) + np.roll(a, 1, 1) + np.roll(a, -1, 1)) / 4
+
+    e_img, e_du, e_tr = (
+        np.abs(hp(a.astype(float))[4:-4, 4:-4]).mean() for a in (img, down_up, trace)
+    )
+    assert e_du < 0.8 * e_img  # down-up smooths
+    assert e_tr > 0.9 * e_img  # the trace keeps the detail
+    assert np.abs(trace - img).mean() > 0.5  # and adds something
+
+
+def test_trace_simulator_shapes_dtype_seed() -> None:
+    img = _noise((48, 64, 3))
+    a = simulate_trace(img, np.random.default_rng(3))
+    b = simulate_trace(img, np.random.default_rng(3))
+    assert a.shape == img.shape and a.dtype == np.uint8
+    assert np.array_equal(a, b)

@@ -177,3 +177,39 @@ def apply_recipe(image: np.ndarray, recipe: UpsampleRecipe) -> np.ndarray:
 def simulate_upsampling(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """`image` with a random upsampler's trace (see the module docstring)."""
     return apply_recipe(image, random_recipe(rng))
+
+
+def apply_trace(image: np.ndarray, recipe: UpsampleRecipe, gain: float = 1.0) -> np.ndarray:
+    """Add only the upsampler's *periodic trace* to `image`, keeping its own fine detail:
+
+        out = image + gain * (up_recipe(down(image)) - up_reference(down(image)))
+
+    with a phase-independent-as-possible reference (bicubic; bilinear when the recipe is
+    bicubic). A plain down-up (`apply_recipe`) also removes high frequencies, which teaches
+    "smooth = fake" - and real generators' outputs are sharp. Same shapes/dtypes as
+    `apply_recipe`."""
+    if image.dtype != np.uint8 or image.ndim != 3:
+        raise ValueError(f"expected an (H, W, C) uint8 image, got {image.dtype} {image.shape}")
+    f = recipe.factor
+    h, w = (image.shape[0] // f) * f, (image.shape[1] // f) * f
+    if h == 0 or w == 0:
+        return image.copy()
+    x = image.astype(np.float64)
+    small = downscale(x, f, recipe.downsampler)
+    kernel = None
+    if recipe.kernel:
+        k = int(round(len(recipe.kernel) ** 0.5))
+        kernel = np.asarray(recipe.kernel, dtype=np.float64).reshape(k, k)
+    up = upscale(small, f, recipe.upsampler, kernel)
+    if recipe.post_filter:
+        up = _conv2d_same(up, np.asarray(recipe.post_filter, dtype=np.float64).reshape(3, 3))
+    ref = upscale(small, f, "bilinear" if recipe.upsampler == "bicubic" else "bicubic")
+    out = image.copy()
+    out[:h, :w] = np.clip(np.rint(x[:h, :w] + gain * (up - ref)), 0, 255).astype(np.uint8)
+    return out
+
+
+def simulate_trace(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`image` plus a random upsampler's periodic trace at a random gain in [0.5, 1.5]."""
+    recipe = random_recipe(rng)
+    return apply_trace(image, recipe, float(rng.uniform(0.5, 1.5)))

@@ -38,7 +38,9 @@ from unmask.errors import ConfigError, UnmaskError
 from unmask.labels import label_to_index
 from unmask.training.config import AugmentConfig, TrainConfig
 
-SYNTH_KINDS: tuple[str, ...] = ("upsample",)
+# upsample: a real tile down-scaled and up-scaled (replaces it); upsample_trace: only the
+# upsampler's periodic residue added to the real tile (keeps its fine detail)
+SYNTH_KINDS: tuple[str, ...] = ("upsample", "upsample_trace")
 
 
 def tile_spec(cfg: TrainConfig) -> TileSpec:
@@ -205,9 +207,9 @@ class TileTrainDataset(Dataset):
         r = int(rows[int(rng.integers(len(rows)))])
         tile = self.pools[r, int(rng.integers(self.pools.shape[1]))]
         if simulate:
-            from unmask.synth.upsample_sim import simulate_upsampling
-
-            return simulate_upsampling(tile, rng), self.sim_label
+            return simulate(self.synth[int(rng.integers(len(self.synth)))], tile, rng), (
+                self.sim_label
+            )
         return tile, self.targets[r]
 
     def __getitem__(self, i: int):
@@ -232,6 +234,13 @@ def _group(labels: list[str], sources: list[str], real: bool) -> list[np.ndarray
     return [np.asarray(v) for _, v in sorted(by.items())]
 
 
+def simulate(kind: str, tile: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One simulated fake of `kind` (see SYNTH_KINDS) from a real uint8 tile."""
+    from unmask.synth.upsample_sim import simulate_trace, simulate_upsampling
+
+    return simulate_trace(tile, rng) if kind == "upsample_trace" else simulate_upsampling(tile, rng)
+
+
 class TileFaceDataset(Dataset):
     """Fixed per-face tile stacks (count, 3, S, S) for validation / prediction."""
 
@@ -247,16 +256,21 @@ class TileFaceDataset(Dataset):
 
 
 def face_tiles_for_eval(
-    tiles: np.ndarray, quality: int, simulate_seed: int | None = None
+    tiles: np.ndarray, quality: int, simulate_seed: int | None = None, kind: str = "upsample"
 ) -> np.ndarray:
     """One face's (K, S, S, 3) tiles re-encoded at `quality` (0: as they are); with
-    `simulate_seed`, first made a simulated upsampling fake (one recipe for the face)."""
+    `simulate_seed`, first made a simulated fake of `kind` (one recipe for the face)."""
     out = tiles
     if simulate_seed is not None:
-        from unmask.synth.upsample_sim import apply_recipe, random_recipe
+        from unmask.synth.upsample_sim import apply_recipe, apply_trace, random_recipe
 
-        recipe = random_recipe(np.random.default_rng(simulate_seed))
-        out = np.stack([apply_recipe(t, recipe) for t in out])
+        rng = np.random.default_rng(simulate_seed)
+        recipe = random_recipe(rng)
+        if kind == "upsample_trace":
+            gain = float(rng.uniform(0.5, 1.5))
+            out = np.stack([apply_trace(t, recipe, gain) for t in out])
+        else:
+            out = np.stack([apply_recipe(t, recipe) for t in out])
     if quality > 0:
         out = np.stack([jpeg(t, quality) for t in out])
     return out
@@ -266,11 +280,12 @@ class TileDataModule(L.LightningDataModule):
     """Train/val tile loaders from the manifest; same interface as `FaceDataModule`
     (`setup`, `dataset`, `plain_loader`, `train_df`, `val_df`) for the CNN engine."""
 
-    def __init__(self, cfg: TrainConfig, progress: bool = True) -> None:
+    def __init__(self, cfg: TrainConfig, progress: bool = True, val_only: bool = False) -> None:
         super().__init__()
         check_config(cfg)
         self.cfg = cfg
         self.progress = progress
+        self.val_only = val_only  # export/eval only: no training pools are cut
         self.train_df: Any = None
         self.val_df: Any = None
         self._train: TileTrainDataset | None = None
@@ -282,7 +297,6 @@ class TileDataModule(L.LightningDataModule):
         from unmask.training.datamodule import load_split
 
         cfg, t = self.cfg, self.cfg.data.tiles
-        spec = tile_spec(cfg)
         frames = {}
         for split in ("train", "val"):
             df = load_split(cfg, split)
@@ -296,9 +310,17 @@ class TileDataModule(L.LightningDataModule):
             frames[split] = cap_per_source(df, cap, cfg.seed)
             if not len(frames[split]) or "real" not in set(frames[split]["label"]):
                 raise UnmaskError(f"the {split} split has no real rows after data filters")
+        if self.val_only:
+            self.train_df = frames["train"]
+        else:
+            self._setup_train(frames["train"])
+        self._setup_val(frames["val"])
+
+    def _setup_train(self, df) -> None:
+        cfg, t = self.cfg, self.cfg.data.tiles
         pool_spec = TileSpec(size=t.size, count=t.pool, region=t.region, align=t.align)
-        pools, kept = _cut_all(frames["train"], pool_spec, cfg.seed, "train tiles", self.progress)
-        self.train_df = frames["train"].iloc[kept].reset_index(drop=True)
+        pools, kept = _cut_all(df, pool_spec, cfg.seed, "train tiles", self.progress)
+        self.train_df = df.iloc[kept].reset_index(drop=True)
         self._train = TileTrainDataset(
             pools,
             list(self.train_df["label"]),
@@ -311,8 +333,11 @@ class TileDataModule(L.LightningDataModule):
             noise_prob=t.noise_prob,
             noise_std=t.noise_std,
         )
-        vtiles, kept = _cut_all(frames["val"], spec, None, "val tiles", self.progress)
-        val_df = frames["val"].iloc[kept].reset_index(drop=True)
+
+    def _setup_val(self, df) -> None:
+        cfg, t = self.cfg, self.cfg.data.tiles
+        vtiles, kept = _cut_all(df, tile_spec(cfg), None, "val tiles", self.progress)
+        val_df = df.iloc[kept].reset_index(drop=True)
         stacks, targets, rows = [], [], []
         n = cfg.data.num_classes
         for i, row in enumerate(val_df.to_dict("records")):
@@ -323,7 +348,8 @@ class TileDataModule(L.LightningDataModule):
                 rng = np.random.default_rng([cfg.seed, 7, i])
                 if rng.random() < cfg.data.synth_prob:
                     seed = int(rng.integers(0, 2**31 - 1))
-                    stacks.append(face_tiles_for_eval(vtiles[i], t.val_jpeg, seed))
+                    kind = cfg.data.synth[int(rng.integers(len(cfg.data.synth)))]
+                    stacks.append(face_tiles_for_eval(vtiles[i], t.val_jpeg, seed, kind))
                     targets.append(label_to_index("gan", n))
                     rows.append({**row, "label": "gan", "source": f"{row['source']}+upsample"})
         import pandas as pd
