@@ -7,7 +7,7 @@ Protocol (the test split is never read):
    / `data.exclude_sources` and capped by `data.max_per_class` (seeded);
 2. features of every crop (grayscale, resized to `classical.feature_size`, default
    `data.input_size`), extracted in 2 processes and cached under
-   `<manifest folder>/.cache/features/` (.npy keyed by path + mtime + settings);
+   `<output's parent>/.cache/features/` (.npy keyed by path + mtime + settings);
 3. one pipeline per point of the hyper-parameter grid (`classical.grid`, e.g.
    `{C: [0.1, 1, 10]}`, or `DEFAULT_GRIDS`) fitted on train and ranked on val by AUC of the
    fake score (3 classes: macro one-vs-rest AUC); ties go to the higher balanced accuracy at
@@ -68,7 +68,7 @@ def _selection_score(y: np.ndarray, scores: np.ndarray, num_classes: int) -> tup
 def train_classical(cfg: TrainConfig, progress: bool = True, jobs: int = 2) -> Path:
     """Train classical detector `cfg.detector.name` on the manifest; returns the model folder."""
     from unmask.config import to_dict
-    from unmask.data.manifest import manifest_path, read_manifest
+    from unmask.data.manifest import read_manifest
     from unmask.data.spec import read_prepare_spec
     from unmask.detectors.classical import (
         DEFAULT_GRIDS,
@@ -113,7 +113,8 @@ def train_classical(cfg: TrainConfig, progress: bool = True, jobs: int = 2) -> P
             f"{', '.join(classes)} (check data.sources / exclude_sources / num_classes)"
         )
     val_ok = len(va) > 0 and len(np.unique(y_va)) >= 2
-    cache = manifest_path(cfg.data.manifest).parent / ".cache" / "features"
+    # beside the output, never inside the data set (it may be read-only or shared)
+    cache = Path(cfg.output).expanduser().resolve().parent / ".cache" / "features"
     f_tr = extract_files(list(tr["abs_path"]), kind, size, cache, jobs, progress, "train features")
     f_va = extract_files(list(va["abs_path"]), kind, size, cache, jobs, progress, "val features")
 
