@@ -36,7 +36,6 @@ def run(args: argparse.Namespace) -> int:
 
     from unmask.data.checks import check_rows
     from unmask.data.inputs import ensure_writable_dir
-    from unmask.data.spec import PreprocessSpec
     from unmask.errors import UnmaskError
     from unmask.evaluation.report import load_eval_rows
     from unmask.inference.device import check_device
@@ -50,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     out = ensure_writable_dir(args.out, "index folder")  # before the work, not after it
     model_dir = Path(args.model) if args.model else default_model_dir()
     predictor = load_predictor(model_dir, device=device)
-    spec = PreprocessSpec(**predictor.meta.get("preprocess", {}))
+    spec = predictor.spec
     rows = load_eval_rows(args.data, args.split, spec, work_dir=out / ".work")
     rows = check_rows(rows, str(args.data))  # unknown labels, duplicates, missing crops
     emb = embed_rows(predictor, rows)
