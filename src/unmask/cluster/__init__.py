@@ -1,7 +1,8 @@
 """The Ray engine (`--engine ray`): `prepare`, `detect` and `eval` on a Ray cluster.
 
-The same stage functions as the local engine run inside Ray Data actors, so both engines
-give the same manifest and the same scores:
+The same stage functions as the local engine run inside Ray actors (Ray Data pipelines for
+prepare and detect, a pool of model actors for eval), so both engines give the same
+manifest and the same scores:
 
     prepare: tasks -> [CPU actors: unmask.data.prepare._run_chunk, one FaceCropper each]
              -> work records -> the manifest, written by the driver as today
