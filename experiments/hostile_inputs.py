@@ -404,8 +404,12 @@ def child(args) -> None:
 
 
 def parent(args) -> int:
+    import shutil
+
     out = Path(args.out).resolve()
     work = out / "work"
+    for d in (work, out / "inputs"):  # generated: start clean, no state from a last run
+        shutil.rmtree(d, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     fixtures = build_fixtures(out / "inputs")
     fx = out / "fixtures.json"
