@@ -318,7 +318,7 @@ def test_random_json_document_is_refused_in_one_line(data):
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(_mutations())
 def test_random_model_folder_loads_or_fails_in_one_line_within_memory(tiny, tmp_path_factory, m):
