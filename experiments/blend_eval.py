@@ -71,23 +71,26 @@ def score(model, meta, crops: list[np.ndarray], batch: int = 32) -> tuple[np.nda
     return np.concatenate(out), len(crops) / max(model_s, 1e-9)
 
 
+def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Mann-Whitney AUC (ties count one half), the same value as sklearn's roc_auc_score."""
+    from scipy.stats import rankdata
+
+    r = rankdata(np.concatenate([pos, neg]))
+    return float((r[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
 def auc_ci(y: np.ndarray, s: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
     """AUC with a stratified bootstrap 95% CI; n of each class."""
-    from sklearn.metrics import roc_auc_score
-
     y = np.asarray(y).astype(int)
     s = np.asarray(s, dtype=np.float64)
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    pos, neg = s[y == 1], s[y == 0]
     res = {"n_fake": int(len(pos)), "n_real": int(len(neg)), "auc": None, "lo": None, "hi": None}
     if len(pos) == 0 or len(neg) == 0:
         return res
-    res["auc"] = float(roc_auc_score(y, s))
+    res["auc"] = _auc(pos, neg)
     if len(pos) > 1 and len(neg) > 1:
         rng = np.random.default_rng(seed)
-        boots = []
-        for _ in range(n_boot):
-            idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
-            boots.append(roc_auc_score(y[idx], s[idx]))
+        boots = [_auc(rng.choice(pos, len(pos)), rng.choice(neg, len(neg))) for _ in range(n_boot)]
         res["lo"], res["hi"] = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
     return res
 
@@ -177,15 +180,33 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", help="manifest.csv or its folder")
-    ap.add_argument("--model", action="append", required=True, help="NAME=DIR (repeatable)")
+    ap.add_argument("--model", action="append", default=[], help="NAME=DIR (repeatable)")
+    ap.add_argument(
+        "--from-scores", nargs="*", default=[], help="scores.csv of earlier runs: tables only"
+    )
     ap.add_argument("--perturb", nargs="*", default=[])
     ap.add_argument("--split", default="test")
+    ap.add_argument("--exclude-sources", nargs="*", default=[], help="rows not scored")
+    ap.add_argument(
+        "--cap", type=int, default=0, help="at most N rows per (source, label, method), seeded"
+    )
     ap.add_argument("-o", "--out", default="work/blend/eval")
     args = ap.parse_args()
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = read_manifest(args.data, split=args.split).reset_index(drop=True)
+    if args.from_scores:  # merge runs scored in parallel processes
+        df = pd.concat([pd.read_csv(f) for f in args.from_scores], ignore_index=True)
+        write_tables(df, out)
+        return
+    rows = read_manifest(args.data, split=args.split)
+    rows = rows[~rows["source"].isin(args.exclude_sources)].sort_values("path")
+    if args.cap > 0:  # video frames are kept whole: a video is one group
+        keep = rows["source"].eq(VIDEO_SOURCE)
+        for _, g in rows[~keep].groupby(["source", "label", "method"]):
+            keep[g.sample(n=min(args.cap, len(g)), random_state=0).index] = True
+        rows = rows[keep]
+    rows = rows.reset_index(drop=True)
     clean = [load_crop(p) for p in tqdm(rows["abs_path"], desc="crops")]
     perts = parse_perturbations(args.perturb)
     frames, thresholds, speed = [], {}, {}
@@ -208,18 +229,59 @@ def main() -> None:
             ].copy()
             f["y"] = (f["label"] != "real").astype(int)
             f["score"], f["model"], f["perturb"] = s, name, p.name
+            f["threshold"], f["img_per_s"] = thresholds[name], ips
             frames.append(f)
     df = pd.concat(frames, ignore_index=True)
     df.to_csv(out / "scores.csv", index=False)
+    write_tables(df, out)
+
+
+def write_tables(df, out: Path) -> None:
+    thresholds = df.groupby("model")["threshold"].first().to_dict()
+    speed = df[df.perturb == "none"].groupby("model")["img_per_s"].first().to_dict()
     table = tables(df, thresholds)
-    models = [m.partition("=")[0] for m in args.model]
-    md = markdown(table, models, [p.name for p in perts])
+    models, perts = list(dict.fromkeys(df["model"])), list(dict.fromkeys(df["perturb"]))
+    md = markdown(table, models, perts)
     (out / "tables.md").write_text(md + "\n")
     (out / "tables.json").write_text(
         json.dumps({"rows": table, "img_per_s": speed, "thresholds": thresholds}, indent=1)
     )
+    plot(table, models, perts, out / "auc.png")
     print(md)
     print("model-only img/s:", {k: round(v, 1) for k, v in speed.items()})
+
+
+def plot(table: list[dict], models: list[str], perts: list[str], path: Path) -> None:
+    """Grouped bars: AUC per set (clean), one bar per model; CI as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = list(dict.fromkeys((r["set"], r["level"]) for r in table))
+    fig, axes = plt.subplots(len(perts), 1, figsize=(12, 4 * len(perts)), squeeze=False)
+    width = 0.8 / max(1, len(models))
+    for ax, pert in zip(axes[:, 0], perts, strict=True):
+        for k, m in enumerate(models):
+            idx = {
+                (r["set"], r["level"]): r for r in table if r["model"] == m and r["perturb"] == pert
+            }
+            vals = [idx.get(s, {}).get("auc") or np.nan for s in sets]
+            lo = [v - (idx.get(s, {}).get("lo") or v) for s, v in zip(sets, vals, strict=True)]
+            hi = [(idx.get(s, {}).get("hi") or v) - v for s, v in zip(sets, vals, strict=True)]
+            xs = np.arange(len(sets)) + k * width
+            ax.bar(xs, vals, width, yerr=[lo, hi], label=m, capsize=2)
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        ax.axhline(0.9, color="green", lw=0.8, ls=":")
+        ax.set_xticks(np.arange(len(sets)) + 0.4 - width / 2)
+        ax.set_xticklabels([f"{s} ({lv})" for s, lv in sets], rotation=35, ha="right", fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("AUC")
+        ax.set_title(f"test split, perturbation {pert}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
