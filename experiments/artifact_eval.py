@@ -103,6 +103,22 @@ def cut_all(df, spec, perturbation) -> np.ndarray:
     return np.stack(out)
 
 
+def cached_tiles(df, spec, perturbation, args) -> np.ndarray:
+    """`cut_all`, stored under --cache keyed by rows, spec and perturbation."""
+    import hashlib
+
+    if not args.cache:
+        return cut_all(df, spec, perturbation)
+    key = "|".join([*df["path"], repr(spec), perturbation.name])
+    path = Path(args.cache) / f"tiles-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npy"
+    if path.is_file():
+        return np.load(path, allow_pickle=False)
+    tiles = cut_all(df, spec, perturbation)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, tiles, allow_pickle=False)
+    return tiles
+
+
 def crops_all(df, perturbation) -> list[np.ndarray]:
     from unmask.data.manifest import load_crop
     from unmask.evaluation.perturb import apply
@@ -141,6 +157,7 @@ def main() -> None:
     ap.add_argument("--perturb", nargs="*", default=["jpeg:90"])
     ap.add_argument("--cap", type=int, default=0, help="rows per (source, label), 0: all")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--cache", default="", help="folder for cut test tiles (.npy), reused")
     args = ap.parse_args()
 
     import torch
@@ -158,7 +175,7 @@ def main() -> None:
         cache: dict = {}
         for name, (model, spec, thr, _) in tile_models.items():
             if spec not in cache:
-                cache[spec] = cut_all(df, spec, p)
+                cache[spec] = cached_tiles(df, spec, p, args)
             score, speed = tile_scores(model, cache[spec])
             r = table(df, score, thr)
             r["faces_per_s_network"] = speed

@@ -15,6 +15,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", help="the run's output folder (holds checkpoints/)")
     ap.add_argument("--ckpt", default="best", choices=["best", "last"])
+    ap.add_argument("--out", default="", help="saved-model folder (default: the run folder)")
     args = ap.parse_args()
 
     import torch
@@ -37,8 +38,9 @@ def main() -> None:
     cfg = cfg if isinstance(cfg, TrainConfig) else from_dict(TrainConfig, cfg)
     dm = TileDataModule(cfg, val_only=True)  # export needs val only
     dm.setup()
-    export_model(cfg, detector_spec(cfg), dm, ckpt, run, None, tiles=tile_spec(cfg))
-    print(f"exported {ckpt} -> {run}")
+    out = Path(args.out) if args.out else run
+    export_model(cfg, detector_spec(cfg), dm, ckpt, out, None, tiles=tile_spec(cfg))
+    print(f"exported {ckpt} -> {out}")
 
 
 if __name__ == "__main__":

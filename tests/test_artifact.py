@@ -197,7 +197,8 @@ def test_train_samples_are_balanced_and_deterministic(tmp_path: Path) -> None:
     from unmask.training.tile_data import TileDataModule
 
     manifest = _make_originals(tmp_path / "data", n=4)
-    dm = TileDataModule(_cfg(manifest, tmp_path / "m"), progress=False)
+    both = {"data.synth": "[upsample,upsample_trace]"}  # every simulator is drawn
+    dm = TileDataModule(_cfg(manifest, tmp_path / "m", **both), progress=False)
     ds = dm.dataset("train")
     torch.manual_seed(3)
     xs = [ds[i] for i in range(64)]

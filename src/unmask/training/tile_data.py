@@ -197,16 +197,16 @@ class TileTrainDataset(Dataset):
     def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """One (tile uint8 (S, S, 3), class index) before augmentation."""
         fake = rng.random() < 0.5
-        simulate = (
+        sim = (
             fake
             and bool(self.synth)
             and (not self.fake_by_source or rng.random() < self.synth_prob)
         )
-        groups = self.real_by_source if (not fake or simulate) else self.fake_by_source
+        groups = self.real_by_source if (not fake or sim) else self.fake_by_source
         rows = groups[int(rng.integers(len(groups)))]
         r = int(rows[int(rng.integers(len(rows)))])
         tile = self.pools[r, int(rng.integers(self.pools.shape[1]))]
-        if simulate:
+        if sim:  # (`sim`, not `simulate`: that is the module function)
             return simulate(self.synth[int(rng.integers(len(self.synth)))], tile, rng), (
                 self.sim_label
             )
