@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = (
-    "compare models source by source (AUC+CI, TPR at 1%/5% FPR, calibration), leave-one-source-out"
-)
+HELP = "compare models source by source (AUC+CI, TPR at low FPR, calibration), leave-one-source-out"
 DESCRIPTION = """Score a labelled data set (a manifest, or a folder laid out <source>/<label>/)
 with one or more saved models and report, for every source of the evaluated split: AUC with
 a bootstrap 95% CI, TPR at 1% and 5% FPR, expected calibration error, and the detection and
