@@ -8,6 +8,10 @@ loopback port, POSTs examples/astronaut.jpg (one face) to /v1/explain one reques
 and reads the server's RSS from /proc/<pid>/status every `--every` requests. A leak shows as
 RSS growing with the request count; a fixed server levels off after the first requests.
 Prints a table and writes JSON (and a PNG of RSS against requests when matplotlib is there).
+
+Measured (issue 14; shipped model, 300 requests, a 2-core box shared with other jobs):
+before the Grad-CAM fix RSS went 1,103.5 -> 1,422.2 MiB from request 25 to 300 (+318.7 MiB,
+about 1.19 MiB per request, never levelling off); after it 899.9 -> 898.4 MiB (flat).
 """
 
 from __future__ import annotations
