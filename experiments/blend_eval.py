@@ -71,27 +71,32 @@ def score(model, meta, crops: list[np.ndarray], batch: int = 32) -> tuple[np.nda
     return np.concatenate(out), len(crops) / max(model_s, 1e-9)
 
 
-def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """Mann-Whitney AUC (ties count one half), the same value as sklearn's roc_auc_score."""
-    from scipy.stats import rankdata
-
-    r = rankdata(np.concatenate([pos, neg]))
-    return float((r[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+def _auc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """Mann-Whitney AUC (ties count one half) of each row of pos (B, P) vs neg (B, N)."""
+    gt = (pos[:, :, None] > neg[:, None, :]).mean(axis=(1, 2))
+    eq = (pos[:, :, None] == neg[:, None, :]).mean(axis=(1, 2))
+    return gt + 0.5 * eq
 
 
 def auc_ci(y: np.ndarray, s: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
-    """AUC with a stratified bootstrap 95% CI; n of each class."""
+    """AUC with a stratified bootstrap 95% CI (vectorised, in chunks); n of each class."""
     y = np.asarray(y).astype(int)
     s = np.asarray(s, dtype=np.float64)
     pos, neg = s[y == 1], s[y == 0]
     res = {"n_fake": int(len(pos)), "n_real": int(len(neg)), "auc": None, "lo": None, "hi": None}
     if len(pos) == 0 or len(neg) == 0:
         return res
-    res["auc"] = _auc(pos, neg)
+    res["auc"] = float(_auc(pos[None], neg[None])[0])
     if len(pos) > 1 and len(neg) > 1:
         rng = np.random.default_rng(seed)
-        boots = [_auc(rng.choice(pos, len(pos)), rng.choice(neg, len(neg))) for _ in range(n_boot)]
-        res["lo"], res["hi"] = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
+        chunk = max(1, 4_000_000 // (len(pos) * len(neg)))
+        boots = []
+        for start in range(0, n_boot, chunk):
+            b = min(chunk, n_boot - start)
+            ip = rng.integers(0, len(pos), (b, len(pos)))
+            ineg = rng.integers(0, len(neg), (b, len(neg)))
+            boots.append(_auc(pos[ip], neg[ineg]))
+        res["lo"], res["hi"] = (float(v) for v in np.percentile(np.concatenate(boots), [2.5, 97.5]))
     return res
 
 
