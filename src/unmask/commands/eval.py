@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     )
     df = check_rows(df, str(data))  # unknown labels and duplicated rows: warned, dropped
     cache = out / ".cache" / "features"  # never inside the data set (it may be read-only)
+    drivers: dict = {}  # composites: the member that drove each row's score
     with stack:
         report, proba = evaluate(
             predictor,
@@ -127,11 +128,12 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             feature_cache=cache,
             score_fn=score_fn,
+            drivers=drivers,
         )
     report["data"] = str(data)
     report["split"] = args.split if split else "all"
     report["model"]["path"] = str(args.model)
-    written = write_report(report, df, proba, out)
+    written = write_report(report, df, proba, out, drivers)
     print(perturbation_tables(report))
     print(f"\nwrote {', '.join(p.name for p in written)} to {out}")
     return 0

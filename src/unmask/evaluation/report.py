@@ -26,6 +26,7 @@ from unmask.evaluation.perturb import NONE, Perturbation
 from unmask.evaluation.plots import plot_report
 from unmask.evaluation.scoring import (  # noqa: F401  (score_rows: the Ray engine's entry)
     load_crops,
+    score_row_faces,
     score_rows,
     uses_feature_cache,
 )
@@ -139,11 +140,14 @@ def evaluate(
     progress: bool = True,
     feature_cache: str | Path | None = None,
     score_fn: Any = None,
+    drivers: dict[str, list[str | None]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Score `df` once per perturbation; returns (report dict, {perturbation: (N, C) proba}).
     `feature_cache`: where classical models cache clean-crop features (e.g. the manifest's
     `.cache/features`). `score_fn`: scores the rows instead of `score_rows` (same
-    signature; the Ray engine's `unmask.cluster.eval.ray_scorer`), reading crops itself."""
+    signature; the Ray engine's `unmask.cluster.eval.ray_scorer`), reading crops itself.
+    `drivers`: when given, filled with {perturbation: the member that drove each row's
+    score} for composite models scored here (not by `score_fn`), as detect reports it."""
     from unmask.inference.saved_model import detector_label
 
     threshold = float(predictor.threshold)
@@ -172,16 +176,22 @@ def evaluate(
     all_proba: dict[str, np.ndarray] = {}
     for p in perturbations:
         use_cache = p == NONE and uses_feature_cache(predictor)
-        proba = (score_fn or score_rows)(
-            predictor,
-            df,
-            p,
-            None if use_cache else crops,
-            batch_size,
-            seed,
-            progress,
-            feature_cache,
-        )
+        if local and not use_cache:  # the rows' FaceInputs, as score_rows would: + drivers
+            scored = score_row_faces(predictor, df, p, crops, batch_size, seed, progress)
+            proba = scored.proba
+            if drivers is not None and any(d is not None for d in scored.driver):
+                drivers[p.name] = list(scored.driver)
+        else:
+            proba = (score_fn or score_rows)(
+                predictor,
+                df,
+                p,
+                None if use_cache else crops,
+                batch_size,
+                seed,
+                progress,
+                feature_cache,
+            )
         all_proba[p.name] = proba
         s = 1.0 - proba[:, 0]
         entry: dict[str, Any] = {
@@ -215,9 +225,14 @@ def evaluate(
 
 
 def write_report(
-    report: dict[str, Any], df: Any, proba: dict[str, np.ndarray], out_dir: str | Path
+    report: dict[str, Any],
+    df: Any,
+    proba: dict[str, np.ndarray],
+    out_dir: str | Path,
+    drivers: dict[str, list[str | None]] | None = None,
 ) -> list[Path]:
-    """report.json, report.md, scores.csv and the PNG plots into `out_dir`."""
+    """report.json, report.md, scores.csv and the PNG plots into `out_dir`; scores.csv has a
+    `driver` column when `drivers` (from `evaluate`) names the driving members."""
     import pandas as pd
 
     from unmask.jsonio import dumps
@@ -241,6 +256,8 @@ def write_report(
         )
         for i, c in enumerate(classes):
             d[f"p_{c}"] = pr[:, i]
+        if drivers:
+            d["driver"] = drivers.get(name, [None] * len(d))
         frames.append(d)
     pd.concat(frames).to_csv(out / "scores.csv", index=False, float_format="%.6g")
     written = [out / "report.json", out / "report.md", out / "scores.csv"]
