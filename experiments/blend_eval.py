@@ -191,6 +191,7 @@ def main() -> None:
     )
     ap.add_argument("--perturb", nargs="*", default=[])
     ap.add_argument("--split", default="test")
+    ap.add_argument("--skip-clean", action="store_true", help="only the perturbed runs")
     ap.add_argument("--exclude-sources", nargs="*", default=[], help="rows not scored")
     ap.add_argument(
         "--cap", type=int, default=0, help="at most N rows per (source, label, method), seeded"
@@ -213,7 +214,7 @@ def main() -> None:
         rows = rows[keep]
     rows = rows.reset_index(drop=True)
     clean = [load_crop(p) for p in tqdm(rows["abs_path"], desc="crops")]
-    perts = parse_perturbations(args.perturb)
+    perts = parse_perturbations(args.perturb)[1 if args.skip_clean else 0 :]
     frames, thresholds, speed = [], {}, {}
     for spec in args.model:
         name, _, d = spec.partition("=")
