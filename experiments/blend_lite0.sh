@@ -5,8 +5,15 @@
 #
 #   bash experiments/blend_lite0.sh        # from the repository root, after `unmask prepare`
 #
-# On the shared 2-core CPU (load ~20 from other jobs) the two trainings ran side by side,
-# one thread each, ~40 min; the evaluation ~30 min.
+# Measured 2026-12-01 on the shared 2-core CPU (load 15-40 from other jobs; each process got
+# 5-12% of a core): pretrained 28 min wall / 244 CPU-s, scratch 57 min wall / 263 CPU-s, for
+# ONE epoch of 352 train reals (704 images). Val (reals + fixed self-blends, 100 images) AUC:
+# pretrained 0.737, scratch 0.621. Test AUC per source (clean): FF++ Deepfakes 0.71,
+# Face2Face 0.58, FaceSwap 0.53, NeuralTextures 0.56, lfw_faceswap 0.64, yonsei 0.53,
+# FaceForensics++ videos 0.94 frames (1 video pair: video level is 1 pair). Far from the 0.90
+# goal: the model saw ~4 CPU-minutes of training. Detector alone: 12.5 img per CPU-second
+# (Lite0, 224 px, 1 thread; benchmarks/bench_blend_detector.py).
+# The scratch model's clean and jpeg:90 passes ran as two processes (--skip-clean).
 set -euo pipefail
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 mkdir -p work/blend
