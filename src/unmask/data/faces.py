@@ -232,8 +232,10 @@ class FaceCropper:
         self._ran = set()
 
     def __del__(self) -> None:  # pragma: no cover - best effort
-        with contextlib.suppress(Exception):
+        try:  # noqa: SIM105 - at interpreter exit `contextlib` may already be None
             self.close()
+        except Exception:
+            pass
 
     def _detector(self, model_selection: int):
         det = self._detectors.get(model_selection)

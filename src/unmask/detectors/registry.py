@@ -23,6 +23,9 @@ _DETECTOR_MODULES: tuple[str, ...] = (
     "unmask.detectors.two_stream",
     "unmask.detectors.artifact",
 )
+# Imported only when a classical detector is asked for: scikit-learn (with SciPy and pandas)
+# is about a quarter of `unmask detect`'s start-up with a CNN model.
+_CLASSICAL_MODULES = frozenset({"unmask.detectors.classical"})
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,15 @@ def register_detector(name: str, family: str, description: str = "", **tags: Any
     return deco
 
 
-def _load_all() -> None:
+def _load_all(family: str | None = None) -> None:
+    """Import the detector modules (with `family`: only the classical ones, or only the
+    others)."""
     global _loaded
     if _loaded:
         return
     for mod in _DETECTOR_MODULES:
+        if family is not None and (mod in _CLASSICAL_MODULES) != (family == "classical"):
+            continue
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
@@ -80,7 +87,7 @@ def _load_all() -> None:
             # inside an existing module is a real error.
             if exc.name != mod:
                 raise
-    _loaded = True
+    _loaded = family is None
 
 
 def list_detectors(family: str | None = None) -> list[str]:
@@ -90,7 +97,8 @@ def list_detectors(family: str | None = None) -> list[str]:
 
 
 def detector_info(name: str) -> DetectorInfo:
-    _load_all()
+    if name not in _REGISTRY:
+        _load_all()
     if name not in _REGISTRY:
         from unmask.errors import ConfigError
 
@@ -124,9 +132,12 @@ def check_saved(name: str, family: str, kwargs: dict[str, Any]) -> DetectorInfo:
     is not a plain name in timm's own registry (no hub, no local dir, no file)."""
     from unmask.errors import UnmaskError
 
-    if name not in list_detectors():
+    _load_all(family)
+    if name not in _REGISTRY:
+        _load_all()
+    if name not in _REGISTRY:
         raise UnmaskError(f"detector {name!r} is not a registered detector")
-    info = detector_info(name)
+    info = _REGISTRY[name]
     if info.family != family:
         raise UnmaskError(f"detector {name!r} is {info.family}, not {family}")
     params = inspect.signature(info.builder).parameters
