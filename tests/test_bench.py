@@ -72,6 +72,18 @@ def test_bench_per_source_and_files(bench_setup, tmp_path):
     assert saved["table"]["combo"]["b"]["n_fake"] == 8
     assert (tmp_path / "bench.png").stat().st_size > 1000
     assert "TPR@1%" in (tmp_path / "bench.md").read_text()
+    capped = bench(
+        [BenchModel("combo", str(combo))],
+        man,
+        tmp_path / "cap",
+        n_boot=0,
+        progress=False,
+        max_per_source=3,
+    )
+    assert (
+        capped["table"]["combo"]["a"]["n_fake"] == 3
+        and capped["table"]["combo"]["b"]["n_real"] == 3
+    )
     scores = pd.read_csv(tmp_path / "scores.csv")
     assert {"p_fake_single", "p_fake_combo"} <= set(scores.columns) and len(scores) == 24
 

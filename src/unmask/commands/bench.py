@@ -45,6 +45,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-refit", action="store_true", help="keep a composite's saved fusion")
     p.add_argument("--bootstrap", type=int, default=500, help="bootstrap resamples for the CIs")
+    p.add_argument(
+        "--max-per-source",
+        type=int,
+        default=0,
+        metavar="N",
+        help="at most N rows per (source, label) of each split, seeded (default 0: all)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -53,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from unmask.evaluation.bench import BenchModel, bench, format_bench, parse_models
     from unmask.evaluation.perturb import NONE, parse_perturbations
 
-    if args.bootstrap < 0:
-        raise UnmaskError("--bootstrap must be >= 0")
+    if args.bootstrap < 0 or args.max_per_source < 0:
+        raise UnmaskError("--bootstrap and --max-per-source must be >= 0")
     models = parse_models(args.model or ["DEFAULT"])
     from unmask.inference.saved_model import default_model_dir
 
@@ -79,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         refit=not args.no_refit,
         n_boot=args.bootstrap,
         progress=not args.quiet,
+        max_per_source=args.max_per_source,
     )
     print(format_bench(result))
     print(f"\nwrote bench.json, bench.md, bench.png, scores.csv to {args.out}")

@@ -99,7 +99,7 @@ class _Scorer:
     def __init__(self, df_eval: Any, df_val: Any, perturbation: Perturbation, progress: bool):
         self.df_eval, self.df_val = df_eval, df_val
         self.perturbation, self.progress = perturbation, progress
-        self._cache: dict[Path, dict[str, Any]] = {}
+        self._cache: dict[Any, dict[str, Any]] = {}
 
     def get(self, folder: Path, refit: bool) -> dict[str, Any]:
         key = folder.resolve()
@@ -110,21 +110,33 @@ class _Scorer:
 
         pred = load_predictor(folder)
         entry: dict[str, Any] = {"threshold": float(pred.threshold), "fusion": None}
-        members = getattr(pred, "members", None)  # CompositePredictor only
-        if refit and members and len(self.df_val):
+        if refit and pred.meta.get("kind") == "composite" and len(self.df_val):
+            from unmask.modelfile import member_dir
+
+            # members scored as models of their own (cached: `--model NAME=COMPOSITE/
+            # members/NAME` costs nothing more), on val for the refit and on the eval rows
+            names = [m.name for m in pred.fusion.members]
+            folders = [member_dir(folder, n) for n in names]
             entry["fusion"] = pred.fusion.rule
-            for part, df in (("eval", self.df_eval), ("val", self.df_val)):
-                cols = [
-                    p_fake(score_rows(m, df, self.perturbation, progress=self.progress))
-                    for m in members.values()
-                ]
-                entry[f"members_{part}"] = np.stack(cols, axis=1)
-            entry["names"] = list(members)
+            entry["names"] = names
+            entry["members_eval"] = np.stack([self.get(f, refit)["score"] for f in folders], 1)
+            entry["members_val"] = np.stack([self._val_score(f) for f in folders], 1)
         else:
             proba = score_rows(pred, self.df_eval, self.perturbation, progress=self.progress)
             entry["score"] = p_fake(proba)
         self._cache[key] = entry
         return entry
+
+    def _val_score(self, folder: Path) -> np.ndarray:
+        from unmask.evaluation.scoring import score_rows
+        from unmask.inference.predictor import load_predictor, p_fake
+
+        key = ("val", folder.resolve())
+        if key not in self._cache:
+            pred = load_predictor(folder)
+            proba = score_rows(pred, self.df_val, self.perturbation, progress=self.progress)
+            self._cache[key] = {"score": p_fake(proba)}
+        return self._cache[key]["score"]
 
 
 def refit_rows(df_val: Any, held: str) -> tuple[np.ndarray, str]:
@@ -166,6 +178,7 @@ def bench(
     n_boot: int = 500,
     seed: int = 0,
     progress: bool = True,
+    max_per_source: int = 0,
 ) -> dict[str, Any]:
     from unmask.evaluation.report import load_eval_rows
     from unmask.inference.predictor import load_predictor
@@ -175,8 +188,8 @@ def bench(
     first = models[0].folder("") if SOURCE_FIELD not in models[0].path else None
     spec = load_predictor(first).spec if first is not None else None
     rows = load_eval_rows(data, split=None, spec=spec, work_dir=out, progress=progress)
-    df_eval = rows[rows["split"].astype(str) == split].reset_index(drop=True)
-    df_val = rows[rows["split"].astype(str) == "val"].reset_index(drop=True)
+    df_eval = _cap(rows[rows["split"].astype(str) == split], max_per_source, seed)
+    df_val = _cap(rows[rows["split"].astype(str) == "val"], max_per_source, seed)
     if not len(df_eval):
         raise UnmaskError(f"{data}: no rows in split {split!r}")
     sources = sorted(set(df_eval["source"].astype(str)))
@@ -221,11 +234,21 @@ def bench(
         "sources": sources,
         "models": {m.name: m.path for m in models},
         "refit_fusion": refit,
+        "max_per_source": max_per_source,
         "table": table,
         "protocol": __doc__.split("\n\n", 2)[2].strip() if __doc__ else "",
     }
     write_bench(result, df_eval, score_cols, out)
     return result
+
+
+def _cap(df: Any, n: int, seed: int) -> Any:
+    """At most n rows per (source, label), drawn with a fixed seed (0: all rows). Video
+    frames are rows too: a cap may keep part of a video."""
+    if n > 0:
+        df = df.sample(frac=1.0, random_state=seed).groupby(["source", "label"]).head(n)
+        df = df.sort_index()
+    return df.reset_index(drop=True)
 
 
 def _cell(v: Any, nd: int = 3) -> str:
