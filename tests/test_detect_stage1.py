@@ -96,3 +96,24 @@ def test_early_stop_releases_the_workers(folder):
     first = next(it)
     assert first.status == "ok"
     it.close()  # the consumer stops: pending work finishes, graphs are closed, no hang
+
+
+def test_loading_a_cnn_model_does_not_import_scikit_learn():
+    """scikit-learn (+ SciPy, pandas) is a quarter of `unmask detect`'s start-up with the
+    shipped CNN: the registry imports the classical detectors only when asked for one."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from unmask.inference.predictor import load_predictor\n"
+        "from unmask.inference.saved_model import default_model_dir\n"
+        "load_predictor(default_model_dir())\n"
+        "print(sorted(m for m in ('sklearn', 'scipy', 'pandas') if m in sys.modules))\n"
+        "from unmask.detectors.registry import detector_info, list_detectors\n"
+        "assert detector_info('dct-ridge').family == 'classical'\n"
+        "assert {'timm', 'dct-ridge'} <= set(list_detectors())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[0] == "[]"
