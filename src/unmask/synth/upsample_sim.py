@@ -152,14 +152,16 @@ def random_recipe(rng: np.random.Generator) -> UpsampleRecipe:
     return UpsampleRecipe(up, factor, down, kernel, post)
 
 
-def apply_recipe(image: np.ndarray, recipe: UpsampleRecipe) -> np.ndarray:
-    """Down-scale, up-scale (and post-filter) `image` (H, W, 3) uint8; same shape out."""
+def _down_up(image: np.ndarray, recipe: UpsampleRecipe):
+    """(x, small, up, h, w): the image as float, its down-scaled copy, that copy up-scaled by
+    the recipe (and post-filtered), and the multiple-of-factor extent they cover; None when
+    the image is smaller than one factor."""
     if image.dtype != np.uint8 or image.ndim != 3:
         raise ValueError(f"expected an (H, W, C) uint8 image, got {image.dtype} {image.shape}")
     f = recipe.factor
     h, w = (image.shape[0] // f) * f, (image.shape[1] // f) * f
     if h == 0 or w == 0:
-        return image.copy()
+        return None
     x = image.astype(np.float64)
     small = downscale(x, f, recipe.downsampler)
     kernel = None
@@ -169,6 +171,15 @@ def apply_recipe(image: np.ndarray, recipe: UpsampleRecipe) -> np.ndarray:
     up = upscale(small, f, recipe.upsampler, kernel)
     if recipe.post_filter:
         up = _conv2d_same(up, np.asarray(recipe.post_filter, dtype=np.float64).reshape(3, 3))
+    return x, small, up, h, w
+
+
+def apply_recipe(image: np.ndarray, recipe: UpsampleRecipe) -> np.ndarray:
+    """Down-scale, up-scale (and post-filter) `image` (H, W, 3) uint8; same shape out."""
+    parts = _down_up(image, recipe)
+    if parts is None:
+        return image.copy()
+    _, _, up, h, w = parts
     out = image.copy()
     out[:h, :w] = np.clip(np.rint(up), 0, 255).astype(np.uint8)
     return out
@@ -188,22 +199,11 @@ def apply_trace(image: np.ndarray, recipe: UpsampleRecipe, gain: float = 1.0) ->
     bicubic). A plain down-up (`apply_recipe`) also removes high frequencies, which teaches
     "smooth = fake" - and real generators' outputs are sharp. Same shapes/dtypes as
     `apply_recipe`."""
-    if image.dtype != np.uint8 or image.ndim != 3:
-        raise ValueError(f"expected an (H, W, C) uint8 image, got {image.dtype} {image.shape}")
-    f = recipe.factor
-    h, w = (image.shape[0] // f) * f, (image.shape[1] // f) * f
-    if h == 0 or w == 0:
+    parts = _down_up(image, recipe)
+    if parts is None:
         return image.copy()
-    x = image.astype(np.float64)
-    small = downscale(x, f, recipe.downsampler)
-    kernel = None
-    if recipe.kernel:
-        k = int(round(len(recipe.kernel) ** 0.5))
-        kernel = np.asarray(recipe.kernel, dtype=np.float64).reshape(k, k)
-    up = upscale(small, f, recipe.upsampler, kernel)
-    if recipe.post_filter:
-        up = _conv2d_same(up, np.asarray(recipe.post_filter, dtype=np.float64).reshape(3, 3))
-    ref = upscale(small, f, "bilinear" if recipe.upsampler == "bicubic" else "bicubic")
+    x, small, up, h, w = parts
+    ref = upscale(small, recipe.factor, "bilinear" if recipe.upsampler == "bicubic" else "bicubic")
     out = image.copy()
     out[:h, :w] = np.clip(np.rint(x[:h, :w] + gain * (up - ref)), 0, 255).astype(np.uint8)
     return out
