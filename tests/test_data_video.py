@@ -60,3 +60,36 @@ def test_bad_videos(tmp_path):
     with pytest.raises(BadInputError) as ei:
         list(iter_frames(big, max_pixels=100))
     assert ei.value.reason == "too_large"
+
+
+def test_tile_rows_of_a_video_decode_their_own_frame(tmp_path):
+    """A manifest row from a video (original = the video, frame = k) gets its tiles cut from
+    frame k, not a failed image decode (tile models in eval and bench)."""
+    import pandas as pd
+
+    from unmask.data.tiles import TileSpec, cut_tiles
+    from unmask.data.video import read_frame
+    from unmask.evaluation.scoring import row_tiles
+
+    video = _write(tmp_path / "v.mp4", n=12, size=(96, 80))
+    spec = TileSpec(size=32, count=2)
+    df = pd.DataFrame(
+        {
+            "path": ["a.png", "b.png"],
+            "abs_path": [str(tmp_path / "a.png"), str(tmp_path / "b.png")],
+            "original": [str(video), str(video)],
+            "frame": [3, 7],
+            **{
+                c: [v, v]
+                for c, v in zip(
+                    ("box_x0", "box_y0", "box_x1", "box_y1"), (8, 8, 72, 72), strict=True
+                )
+            },
+        }
+    )
+    tiles = row_tiles(df, [spec])
+    for k, t in zip((3, 7), tiles, strict=True):
+        np.testing.assert_array_equal(
+            t[spec], cut_tiles(read_frame(video, k), (8, 8, 72, 72), spec)
+        )
+    assert not np.array_equal(tiles[0][spec], tiles[1][spec])

@@ -67,14 +67,31 @@ def row_tiles(
     out = []
     for i, (_, row) in enumerate(df.iterrows()):
         path = original_path(row, mdir)
+        frame = _frame_of(row)
         try:
-            image = load_image(path)
+            # a video row's original is the video: decode the row's own frame
+            image = _read_frame(path, frame) if frame >= 0 else load_image(path)
         except BadInputError as exc:
             raise UnmaskError(f"row {row['path']}: original {exc}") from None
         image = apply(image, perturbation, seed + i)
         box = tuple(int(float(row[c])) for c in BOX_COLUMNS)
         out.append({s: cut_tiles(image, box, s) for s in specs})
     return out
+
+
+def _frame_of(row: Any) -> int:
+    """The row's video frame index, or -1 for a still image (missing/empty/NaN too)."""
+    try:
+        f = float(row.get("frame", -1))
+    except (TypeError, ValueError):
+        return -1
+    return int(f) if np.isfinite(f) else -1
+
+
+def _read_frame(path: Path, frame: int) -> np.ndarray:
+    from unmask.data.video import read_frame
+
+    return read_frame(path, frame)
 
 
 def _manifest_dir(df: Any, fallback: Path | None) -> Path | None:
