@@ -75,8 +75,12 @@ def test_timm_shorthand_and_generic_path():
     assert m(torch.randn(1, 3, 32, 32)).shape == (1, 3)
 
 
-def test_pretrained_passes_through_to_timm(monkeypatch):
+def test_pretrained_without_local_weights_is_one_line_unless_downloads_allowed(monkeypatch):
+    """No local ImageNet weights for resnet18/xception: a one-line error, never a download;
+    with UNMASK_ALLOW_DOWNLOAD=1 the request passes through to timm (mocked here)."""
     import timm
+
+    from unmask.errors import UnmaskError
 
     seen = {}
     real = timm.create_model
@@ -86,9 +90,16 @@ def test_pretrained_passes_through_to_timm(monkeypatch):
         return real(name, pretrained=False, **kw)
 
     monkeypatch.setattr(timm, "create_model", fake_create)
+    monkeypatch.delenv("UNMASK_ALLOW_DOWNLOAD", raising=False)
+    for name in ("resnet18", "xception"):
+        with pytest.raises(UnmaskError) as err:
+            create_detector(name, pretrained=True)
+        assert "\n" not in str(err.value)
+    assert all(v is False for v in seen.values())
+    monkeypatch.setenv("UNMASK_ALLOW_DOWNLOAD", "1")
     create_detector("resnet18", pretrained=True)
     create_detector("xception", pretrained=True)
-    assert seen == {"resnet18": True, "legacy_xception": True}
+    assert seen["resnet18"] is True and seen["legacy_xception"] is True
     create_detector("efficientnet_b0")
     assert seen["efficientnet_b0"] is False
 
