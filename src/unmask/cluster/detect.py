@@ -6,16 +6,17 @@
       -> FileResults, streamed back in input order
 
 `detect_paths` batches the model exactly by these blocks too, so the scores are identical.
-Items travel between stages pickled by the engine itself (crops are numpy arrays); nothing
-pickled is ever read from a file. Model actors take a GPU each when the cluster has GPUs
-(device "auto") and `model_workers` of them run side by side.
+Items travel between stages as Python objects in object columns, serialised by Ray's own
+transport between our own processes (crops are numpy arrays, cells wrapped in `Carried`);
+unmask itself never unpickles anything, and nothing is read back from a file. Model actors
+take a GPU each when the cluster has GPUs (device "auto") and `model_workers` of them run
+side by side.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import pickle
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,13 +37,12 @@ class _ExtractActor:
         self.every, self.frames = every, frames
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        import numpy as np
 
-        items = []
-        for files in batch["files"]:
-            block = [self._extract(Path(f), self.every, self.frames) for f in json.loads(files)]
-            items.append(pickle.dumps(block, protocol=pickle.HIGHEST_PROTOCOL))
-        return {"block": batch["block"], "items": np.array(items, dtype=object)}
+        items = [
+            [self._extract(Path(f), self.every, self.frames) for f in json.loads(files)]
+            for files in batch["files"]
+        ]
+        return {"block": batch["block"], "items": object_column(items)}
 
 
 class _ModelActor:
@@ -58,17 +58,41 @@ class _ModelActor:
         self.batch_size, self.keep_crops = batch_size, keep_crops
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        import numpy as np
 
         from unmask.inference.detect import score_block
 
-        out = []
-        for blob in batch["items"]:
-            results = score_block(
-                pickle.loads(blob), self.predictor, self.batch_size, self.keep_crops
-            )
-            out.append(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
-        return {"block": batch["block"], "results": np.array(out, dtype=object)}
+        out = [
+            score_block(items.value, self.predictor, self.batch_size, self.keep_crops)
+            for items in batch["items"]
+        ]
+        return {"block": batch["block"], "results": object_column(out)}
+
+
+class Carried:
+    """One opaque cell: Ray Data would otherwise turn lists of dicts into Arrow structs (and
+    back with every dict given every key), so a block travels wrapped, as a Python object
+    that Ray's own transport serialises between our processes."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __getstate__(self) -> Any:
+        return self.value
+
+    def __setstate__(self, value: Any) -> None:
+        self.value = value
+
+
+def object_column(values: list[Any]) -> Any:
+    """A 1-D object array of `Carried` cells, one per value."""
+    import numpy as np
+
+    col = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        col[i] = Carried(v)
+    return col
 
 
 def model_placement(device: str | None) -> tuple[str, float]:
@@ -126,7 +150,7 @@ def detect_paths_ray(
         for expected, row in enumerate(ds.iter_rows()):
             if int(row["block"]) != expected:  # preserve_order is a promise: check it
                 raise RuntimeError(f"Ray returned block {row['block']} before {expected}")
-            yield from pickle.loads(row["results"])
+            yield from row["results"].value
 
 
 def _pipeline(
@@ -144,7 +168,7 @@ def _pipeline(
     model_cpus,
     landmarks,
 ):
-    """The Ray Data plan: rows are blocks of files -> extracted items -> pickled results."""
+    """The Ray Data plan: rows are blocks of files -> extracted items -> results."""
     from ray.data import ActorPoolStrategy, from_items
 
     from unmask.cluster.models import ship_model
@@ -176,7 +200,7 @@ def _pipeline(
 
 
 class _FaceRows:
-    """Pickled FileResults -> the per-face table's rows (cells as text, like the CSV)."""
+    """FileResults -> the per-face table's rows (cells as text, like the CSV)."""
 
     def __init__(self, classes: Sequence[str]) -> None:
         from unmask.inference.report import face_csv_columns
@@ -191,8 +215,8 @@ class _FaceRows:
 
         rows = [
             r
-            for blob in batch["results"]
-            for res in pickle.loads(blob)
+            for results in batch["results"]
+            for res in results.value
             for r in face_rows(res, self.classes)
         ]
         cells = lambda v: "" if v is None else str(v)  # noqa: E731
