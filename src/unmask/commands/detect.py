@@ -154,22 +154,14 @@ def run(args: argparse.Namespace) -> int:
     stack.enter_context(engine_session(args, num_cpus=(args.workers or 2) + 1))
     if args.engine == "ray":
         from unmask.cluster.detect import detect_paths_ray
-        from unmask.inference import detect as detect_mod
         from unmask.inference.detect import detection_spec
 
         results = detect_paths_ray(
             files,
             model_dir,
             detection_spec(predictor.spec, args.largest_only),
-            device=args.device,
-            threshold=predictor.threshold,
-            every=args.every,
-            frames=args.frames,
-            workers=args.workers or 2,
-            model_workers=args.model_workers,
-            batch_size=args.batch_size,
             keep_crops=keep,
-            landmarks=getattr(detect_mod, "wants_landmarks", lambda _: True)(predictor),
+            **_ray_options(args, predictor),
         )
     else:
         results = detect_paths(
@@ -256,6 +248,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ray_options(args, predictor) -> dict:
+    """The Ray engine's options from the flags, the same for streamed results and shards."""
+    from unmask.inference.detect import wants_landmarks
+
+    return dict(
+        device=args.device,
+        threshold=predictor.threshold,
+        every=args.every,
+        frames=args.frames,
+        workers=args.workers or 2,
+        model_workers=args.model_workers,
+        batch_size=args.batch_size,
+        landmarks=wants_landmarks(predictor),
+    )
+
+
 def _run_shards(args, files, model_dir, predictor) -> int:
     """`--shards DIR`: Ray workers write the per-face table as Parquet shards."""
     from pathlib import Path
@@ -264,7 +272,6 @@ def _run_shards(args, files, model_dir, predictor) -> int:
     from unmask.cluster.options import engine_session
     from unmask.data.tables import read_table
     from unmask.errors import UnmaskError
-    from unmask.inference import detect as detect_mod
     from unmask.inference.detect import detection_spec
 
     if args.engine != "ray":
@@ -279,14 +286,7 @@ def _run_shards(args, files, model_dir, predictor) -> int:
             detection_spec(predictor.spec, args.largest_only),
             out,
             predictor.classes,
-            device=args.device,
-            threshold=predictor.threshold,
-            every=args.every,
-            frames=args.frames,
-            workers=args.workers or 2,
-            model_workers=args.model_workers,
-            batch_size=args.batch_size,
-            landmarks=getattr(detect_mod, "wants_landmarks", lambda _: True)(predictor),
+            **_ray_options(args, predictor),
         )
     per_file = read_table(out).drop_duplicates("file")
     n_err = int((per_file["status"] == "error").sum())
