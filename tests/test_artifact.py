@@ -211,3 +211,44 @@ def test_train_samples_are_balanced_and_deterministic(tmp_path: Path) -> None:
     val = dm.dataset("val")
     assert val[0][0].shape == (4, 3, 32, 32)
     assert len(val) >= 8  # 4 real + 4 gan val faces (+ simulated fakes)
+
+
+def test_scale_balance_makes_fakes_half_of_every_face_size_bin() -> None:
+    """balance: scale draws a face-size bin first, so P(fake | bin) = 1/2 even when the
+    fakes are mostly large and the reals mostly small (the shared data's confound)."""
+    from unmask.training.config import AugmentConfig
+    from unmask.training.tile_data import TileTrainDataset
+
+    # rows: pool value = row index, so a drawn tile names its row
+    # two small real sources and one big; one small fake source and two big
+    labels = ["real"] * 8 + ["gan"] * 4 + ["real"] * 2 + ["gan"] * 6
+    sources = ["small_r1"] * 4 + ["small_r2"] * 4 + ["small_g"] * 4 + ["big_r"] * 2
+    sources += ["big_g1"] * 3 + ["big_g2"] * 3
+    sides = [100.0] * 12 + [500.0] * 8
+    pools = np.stack([np.full((1, 4, 4, 3), i, np.uint8) for i in range(len(labels))])
+    args = (pools, labels, sources, AugmentConfig(), 2, 100)
+    scaled = TileTrainDataset(*args, sides=sides, scale_edges=(200,))
+    plain = TileTrainDataset(*args)
+
+    def fake_share_by_bin(ds: TileTrainDataset) -> dict[int, float]:
+        rng = np.random.default_rng(0)
+        seen: dict[int, list[int]] = {0: [], 1: []}
+        for _ in range(4000):
+            tile, y = ds.draw(rng)
+            seen[int(sides[int(tile[0, 0, 0])] > 200)].append(y)
+        return {k: float(np.mean(v)) for k, v in seen.items()}
+
+    got = fake_share_by_bin(scaled)
+    assert abs(got[0] - 0.5) < 0.04 and abs(got[1] - 0.5) < 0.04
+    assert got == fake_share_by_bin(scaled)  # seeded: the same draws again
+    # source balance alone: P(big | fake) = 2/3, P(big | real) = 1/3, so P(fake | big) = 2/3
+    assert abs(fake_share_by_bin(plain)[1] - 2 / 3) < 0.04
+
+
+def test_scale_edges_must_increase(tmp_path: Path) -> None:
+    from unmask.errors import ConfigError
+    from unmask.training.tile_data import TileDataModule
+
+    cfg = _cfg(tmp_path / "none.csv", tmp_path / "m", **{"data.tiles.scale_edges": "[400,200]"})
+    with pytest.raises(ConfigError, match="scale_edges"):
+        TileDataModule(cfg)

@@ -38,6 +38,11 @@ class TileDataConfig:
     val_jpeg: int = 90  # val tiles re-encoded at this JPEG quality (0: as stored)
     noise_prob: float = 0.0  # chance of Gaussian noise, std drawn in [0, noise_std] (0..255)
     noise_std: float = 2.0
+    # "source": each class's sources drawn uniformly; "scale": first a face-size bin (box
+    # side in original pixels, cut at `scale_edges`), then the class, then a source within
+    # both, so that P(fake | face size) = 1/2 and pixels-per-face cannot be the signal.
+    balance: Literal["source", "scale"] = "source"
+    scale_edges: tuple[int, ...] = (200, 400)
 
 
 @dataclass(frozen=True)
