@@ -126,3 +126,33 @@ def test_bench_cli_source_placeholder(bench_setup, tmp_path, capsys):
         main(["bench", str(man), "--model", "a=b=c", "-o", str(tmp_path / "p"), "--perturb", "zzz"])
         == 2
     )
+
+
+def test_breakdowns_by_method_and_video_hand_made():
+    from unmask.evaluation.bench import breakdowns, format_breakdowns
+
+    df = pd.DataFrame(
+        {
+            "source": ["v"] * 8,
+            "label": ["real"] * 4 + ["edited"] * 4,
+            "method": ["orig"] * 4 + ["swap", "swap", "reenact", "reenact"],
+            "group": ["g1"] * 8,
+            "original": ["r.mp4"] * 4 + ["s.mp4", "s.mp4", "t.mp4", "t.mp4"],
+            "frame": [0, 5, 10, 15, 0, 5, 0, 5],
+        }
+    )
+    y = np.array([0] * 4 + [1] * 4)
+    score = np.array([0.1, 0.2, 0.3, 0.4, 0.9, 0.8, 0.35, 0.15])
+    own = sel = np.ones(8, bool)
+    got = breakdowns(df, own, sel, y, score, thr=0.5)
+    # swap fakes above every real: AUC 1; reenact fakes 0.35, 0.15 vs reals 0.1..0.4
+    assert got["by_method"]["swap"] == {"n_fake": 2, "auc": 1.0}
+    assert got["by_method"]["reenact"]["auc"] == pytest.approx(4 / 8)
+    videos = {v["video"]: v for v in got["videos"]}
+    assert videos["s.mp4"]["score"] == pytest.approx(0.85) and videos["s.mp4"]["verdict"] == "fake"
+    assert videos["t.mp4"]["verdict"] == "real" and videos["r.mp4"]["frames"] == 4
+    md = format_breakdowns({"table": {"m": {"v": got}}})
+    assert any("reenact" in line for line in md) and any("s.mp4" in line for line in md)
+    # still images and a single fake method: no breakdown
+    still = df.assign(frame=-1, method="one")
+    assert breakdowns(still, own, sel, y, score, 0.5) == {}

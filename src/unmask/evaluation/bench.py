@@ -93,6 +93,44 @@ def source_figures(
     return out
 
 
+def breakdowns(
+    df: Any, own: np.ndarray, sel: np.ndarray, y: np.ndarray, score: np.ndarray, thr: float
+) -> dict[str, Any]:
+    """Per fake method of a source (each method's fakes vs the same compared reals), when it
+    has more than one; and per video (mean P(fake) over its frames, the same rule as
+    `unmask eval`), when the source's rows are video frames."""
+    from unmask.evaluation.report import video_scores
+    from unmask.metrics import roc_auc
+
+    out: dict[str, Any] = {}
+    if "method" in df.columns:
+        method = df["method"].astype(str).to_numpy()
+        fakes = sorted(set(method[own & (y == 1)]))
+        if len(fakes) > 1 and (y[sel] == 0).any():
+            out["by_method"] = {
+                m: {
+                    "n_fake": int((own & (y == 1) & (method == m)).sum()),
+                    "auc": roc_auc(
+                        y[sel & ((y == 0) | (method == m))], score[sel & ((y == 0) | (method == m))]
+                    ),
+                }
+                for m in fakes
+            }
+    v = video_scores(df[own].reset_index(drop=True), score[own])
+    if len(v):
+        out["videos"] = [
+            {
+                "video": str(r.group).split("|")[-1],
+                "label": str(r.label),
+                "frames": int(r.frames),
+                "score": float(r.score),
+                "verdict": "fake" if r.score >= thr else "real",
+            }
+            for r in v.itertuples()
+        ]
+    return out
+
+
 class _Scorer:
     """Scores of one model folder on the rows, computed once and reused across sources."""
 
@@ -222,6 +260,7 @@ def bench(
             )
             if real_only:
                 fig["compared"] = "reals of the source (false positives only)"
+            fig.update(breakdowns(df_eval, own, sel, y, score, thr))
             per[s] = fig
             col[own] = score[own]
         table[m.name] = per
@@ -289,6 +328,29 @@ def format_bench(result: dict[str, Any], md: bool = False) -> str:
     return format_table(header, rows, md=md)
 
 
+def format_breakdowns(result: dict[str, Any]) -> list[str]:
+    """Markdown sections: AUC per fake method, and per-video scores, for every model."""
+    methods, videos = [], []
+    for name, per in result["table"].items():
+        for s, f in per.items():
+            for m, g in (f.get("by_method") or {}).items():
+                methods.append(f"| {name} | {s} | {m} | {g['n_fake']} | {_cell(g['auc'])} |")
+            for v in f.get("videos") or []:
+                videos.append(
+                    f"| {name} | {s} | {v['video']} | {v['label']} | {v['frames']} | "
+                    f"{_cell(v['score'])} | {v['verdict']} |"
+                )
+    md: list[str] = []
+    if methods:
+        md += ["## By fake method (each method's fakes vs the same reals)", ""]
+        md += ["| model | source | method | n fake | AUC |", "|---|---|---|---|---|", *methods, ""]
+    if videos:
+        md += ["## Videos (mean P(fake) over the scored frames; verdict at the threshold)", ""]
+        md += ["| model | source | video | truth | frames | score | verdict |"]
+        md += ["|---|---|---|---|---|---|---|", *videos, ""]
+    return md
+
+
 def write_bench(
     result: dict[str, Any], df: Any, score_cols: dict[str, np.ndarray], out: Path
 ) -> None:
@@ -307,6 +369,7 @@ def write_bench(
         result["protocol"],
         "",
     ]
+    md += format_breakdowns(result)
     (out / "bench.md").write_text("\n".join(md))
     cols = {c: df[c] for c in ("path", "label", "source", "split") if c in df.columns}
     pd.DataFrame({**cols, **{f"p_fake_{k}": v for k, v in score_cols.items()}}).to_csv(
