@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+
 def _f(v: Any) -> str:
     return "-" if v is None else f"{v:.3f}"
 
@@ -38,7 +39,9 @@ def source_table(bench: dict[str, Any], models: list[str]) -> list[str]:
     for s in bench["sources"]:
         first = next((t[m][s] for m in models if s in t.get(m, {})), {})
         n = f"{first.get('n_fake', '-')}/{first.get('n_real', '-')}"
-        rows.append(f"| {s} | {n} | " + " | ".join(cell(t.get(m, {}).get(s)) for m in models) + " |")
+        rows.append(
+            f"| {s} | {n} | " + " | ".join(cell(t.get(m, {}).get(s)) for m in models) + " |"
+        )
     return rows
 
 
@@ -67,7 +70,9 @@ def robustness_table(out: Path, model: str) -> list[str]:
     rows = ["| perturbation | " + " | ".join(sources) + " |", "|---|" + "---|" * len(sources)]
     for b in benches:
         per = b["table"].get(model, {})
-        rows.append(f"| {b['perturbation']} | " + " | ".join(cell(per.get(s)) for s in sources) + " |")
+        rows.append(
+            f"| {b['perturbation']} | " + " | ".join(cell(per.get(s)) for s in sources) + " |"
+        )
     return rows
 
 

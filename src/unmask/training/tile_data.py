@@ -212,9 +212,9 @@ class TileTrainDataset(Dataset):
             b = np.searchsorted(np.asarray(scale_edges, float), np.asarray(sides, float), "right")
             for k in range(len(scale_edges) + 1):
                 idx = np.flatnonzero(b == k)
-                sub = [(labels[i], sources[i]) for i in idx]
-                real = [idx[g] for g in _group(*zip(*sub), real=True)] if sub else []
-                fake = [idx[g] for g in _group(*zip(*sub), real=False)] if sub else []
+                labs, srcs = [labels[i] for i in idx], [sources[i] for i in idx]
+                real = [idx[g] for g in _group(labs, srcs, real=True)]
+                fake = [idx[g] for g in _group(labs, srcs, real=False)]
                 if real:
                     self.bins.append((real, fake))
 
@@ -229,11 +229,7 @@ class TileTrainDataset(Dataset):
             if not fake_groups and not self.synth:  # a bin of reals only: no fake to pair
                 real_groups, fake_groups = self.real_by_source, self.fake_by_source
         fake = rng.random() < 0.5
-        sim = (
-            fake
-            and bool(self.synth)
-            and (not fake_groups or rng.random() < self.synth_prob)
-        )
+        sim = fake and bool(self.synth) and (not fake_groups or rng.random() < self.synth_prob)
         groups = real_groups if (not fake or sim) else fake_groups
         rows = groups[int(rng.integers(len(groups)))]
         r = int(rows[int(rng.integers(len(rows)))])
