@@ -48,8 +48,9 @@ if has blend; then
   unmask train configs/blend-lite0.yaml --set "data.manifest=$PREP/manifest.csv" -o "$OUT/blend"
 fi
 if has compose; then
+  rm -rf "$OUT/fused"
   unmask compose "$OUT/artifact" "$OUT/blend" --names artifact,blend --val "$PREP" \
-    --rule auto -o "$OUT/fused"
+    --rule auto --id unmask-default-fused-v1 -o "$OUT/fused"
   for s in $GAN_SOURCES; do
     [ -d "$OUT/loso/artifact-$s" ] || continue
     rm -rf "$OUT/loso/fused-$s"

@@ -26,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rule", choices=("max", "logistic", "auto"), default="auto")
     p.add_argument("-o", "--output", required=True, help="the composite model folder (new)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--id", default="", help="the model's id in model.json (default: folder name)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +37,13 @@ def run(args: argparse.Namespace) -> int:
         raise UnmaskError("--batch-size must be >= 1")
     names = [n.strip() for n in args.names.split(",")] if args.names else None
     out = compose_models(
-        args.members, names, args.val, args.rule, args.output, batch_size=args.batch_size
+        args.members,
+        names,
+        args.val,
+        args.rule,
+        args.output,
+        batch_size=args.batch_size,
+        model_id=args.id,
     )
     from unmask.modelfile import read_saved_model
 
