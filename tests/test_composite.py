@@ -218,3 +218,32 @@ def test_hostile_member_name_and_nesting(members, tmp_path):
 
 def _no_nan(name: str):
     raise AssertionError(f"{name} in JSON output")
+
+
+def test_auto_rule_is_chosen_on_held_out_sources_hand_made():
+    """Two specialists: m0 sees the fakes of sources a and c (GAN-like), m1 those of b and is
+    inverted on a's (as the blend detector is on some GAN faces). Fitted without a, stacking
+    trusts m1 and fails on a; the max of calibrated scores keeps m0's signal. The
+    leave-one-source-out choice picks max where the pooled log-loss picks stacking."""
+    from unmask.evaluation.compose import choose_rule, held_out_source_aucs
+
+    rng = np.random.default_rng(0)
+    n = 60
+    src = np.repeat(["a", "b", "c"], 2 * n)
+    y = np.tile([0] * n + [1] * n, 3)
+    m0, m1 = rng.uniform(0.3, 0.6, 6 * n), rng.uniform(0.3, 0.6, 6 * n)
+    fake = {s: (src == s) & (y == 1) for s in "abc"}
+    for s in "ac":
+        m0[fake[s]] = rng.uniform(0.6, 0.9, n)
+    m1[fake["a"]] = rng.uniform(0.01, 0.2, n)  # inverted on a's fakes
+    m1[fake["b"]] = rng.uniform(0.6, 0.9, n)
+    p = np.stack([m0, m1], 1)
+    held = {r: held_out_source_aucs(p, y, src, r) for r in ("max", "logistic")}
+    assert set(held["max"]) == {"a", "b", "c"}
+    assert held["max"]["a"] > 0.9 and held["logistic"]["a"] < 0.5
+    rule, record = choose_rule(p, y, src)
+    assert rule == "max" and "held-out" in record["method"]
+    assert record["rules"]["logistic"]["held_out_source_auc"] == held["logistic"]
+    # without sources the cross-validated log-loss decides (here: stacking)
+    pooled, rec = choose_rule(p, y)
+    assert pooled == "logistic" and rec["method"].startswith("5-fold")

@@ -9,8 +9,10 @@
    regression of the fake label on logit(P_i), L2 C=1, fitted on val);
 3. the fusion rule: "max" (score = max_i sigmoid(z_i)) or "logistic" (stacking: logistic
    regression on the z_i, weights + bias, fitted on val). "auto" picks the rule with the
-   lower 5-fold cross-validated log-loss on val (every fold refits calibration and
-   stacking on the other four), ties to the higher cross-validated AUC, then to "max";
+   higher mean AUC on val sources held out of the fit (leave-one-source-out: a default
+   model is for sources it never saw), when val holds fakes of two or more sources; else
+   the lower 5-fold cross-validated log-loss (every fold refits calibration and stacking
+   on the other four), ties to the higher cross-validated AUC, then to "max";
 4. the threshold: the project's one rule (`unmask.metrics.best_threshold`) on the fused val
    scores;
 5. the folder: `model.json` (kind composite) + `members/<name>/` (each member re-written
@@ -85,12 +87,62 @@ def cross_validated(p_fake: np.ndarray, y: np.ndarray, rule: str, folds: int = 5
     return loss, roc_auc(y, oof)
 
 
-def choose_rule(p_fake: np.ndarray, y: np.ndarray) -> tuple[str, dict[str, Any]]:
-    """ "auto": the rule with the lower cross-validated log-loss (then higher AUC, then max)."""
+def held_out_source_aucs(
+    p_fake: np.ndarray, y: np.ndarray, sources: np.ndarray, rule: str
+) -> dict[str, float]:
+    """Leave-one-source-out on val: for every source S with fakes, calibration and fusion
+    fitted without S, then the AUC on S (S's fakes vs S's reals; a source with fakes only
+    against the reals of every source, the fit then leaving out S's fakes only)."""
+    from unmask.inference.composite import fuse
+    from unmask.metrics import roc_auc
+
+    names = [f"m{i}" for i in range(p_fake.shape[1])]
+    out: dict[str, float] = {}
+    for s in sorted(set(sources[y == 1])):
+        own = sources == s
+        fake_only = not (own & (y == 0)).any()
+        fit = ~(own & (y == 1)) if fake_only else ~own
+        test = (own | (y == 0)) if fake_only else own
+        if not 0 < y[fit].sum() < fit.sum() or not 0 < y[test].sum() < test.sum():
+            continue
+        fusion = fit_fusion(p_fake[fit], y[fit], names, rule)
+        out[str(s)] = roc_auc(y[test], fuse(p_fake[test], fusion)[0])
+    return out
+
+
+def choose_rule(
+    p_fake: np.ndarray, y: np.ndarray, sources: np.ndarray | None = None
+) -> tuple[str, dict[str, Any]]:
+    """ "auto". With two or more sources holding fakes: the rule with the higher mean
+    held-out-source AUC on val (`held_out_source_aucs`), which is what a default model is
+    for: sources it never saw. Otherwise (or on a tie): the lower 5-fold cross-validated
+    log-loss, then the higher cross-validated AUC, then "max"."""
     cv = {r: cross_validated(p_fake, y, r) for r in ("max", "logistic")}
-    best = min(cv, key=lambda r: (round(cv[r][0], 9), -np.nan_to_num(cv[r][1]), r != "max"))
-    record = {r: {"cv_log_loss": loss, "cv_auc": auc} for r, (loss, auc) in cv.items()}
-    return best, {"method": "5-fold cross-validated log-loss on val", "rules": record}
+    record: dict[str, Any] = {
+        r: {"cv_log_loss": loss, "cv_auc": auc} for r, (loss, auc) in cv.items()
+    }
+    loso_mean = {"max": 0.0, "logistic": 0.0}
+    if sources is not None:
+        for r in ("max", "logistic"):
+            per = held_out_source_aucs(p_fake, y, np.asarray(sources).astype(str), r)
+            record[r]["held_out_source_auc"] = per
+            loso_mean[r] = float(np.mean(list(per.values()))) if len(per) >= 2 else 0.0
+    by_loso = any(loso_mean.values())
+    best = min(
+        cv,
+        key=lambda r: (
+            -round(loso_mean[r], 9),
+            round(cv[r][0], 9),
+            -np.nan_to_num(cv[r][1]),
+            r != "max",
+        ),
+    )
+    method = (
+        "mean held-out-source AUC on val (leave-one-source-out), then 5-fold CV log-loss"
+        if by_loso
+        else "5-fold cross-validated log-loss on val"
+    )
+    return best, {"method": method, "rules": record}
 
 
 def member_name(folder: str | Path) -> str:
@@ -161,7 +213,8 @@ def compose_models(
     p_fake = np.stack(cols, axis=1)
     choice: dict[str, Any] = {"requested": rule}
     if rule == "auto":
-        rule, record = choose_rule(p_fake, y)
+        sources = df["source"].astype(str).to_numpy() if "source" in df.columns else None
+        rule, record = choose_rule(p_fake, y, sources)
         choice.update(record)
     choice["chosen"] = rule
     fusion = fit_fusion(p_fake, y, names, rule)
