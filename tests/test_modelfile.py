@@ -157,10 +157,18 @@ def test_tiny_model_loads_and_only_its_own_files_are_read(tiny, guarded):
 
 
 def test_shipped_model_is_format_2_and_round_trips(tmp_path):
+    """The default is the fused composite (issue 13): two members, each a full model folder,
+    at most 40 MB of weights in all."""
     m = read_saved_model(default_model_dir())
-    assert m.format == "unmask-model/2" and m.label == "timm/resnet10t"
+    assert m.format == "unmask-model/2" and m.kind == "composite"
+    assert [x.name for x in m.fusion.members] == ["artifact", "blend"]
     write_saved_model(tmp_path, m)
     assert read_saved_model(tmp_path) == m
+    for x in m.fusion.members:
+        member = read_saved_model(default_model_dir() / "members" / x.name)
+        assert member.format == "unmask-model/2" and member.kind == "torch"
+    weights = sum(p.stat().st_size for p in default_model_dir().rglob("*.safetensors"))
+    assert weights <= 40 * 2**20
 
 
 def _v1_torch() -> dict:

@@ -27,10 +27,21 @@ from unmask.data.spec import PreprocessSpec
 class _ExtractActor:
     """Stage 1: decode + face detection + crop, one FaceCropper per actor, reused."""
 
-    def __init__(self, spec_dict: dict[str, Any], every: int, frames: int, landmarks: bool):
+    def __init__(
+        self,
+        spec_dict: dict[str, Any],
+        every: int,
+        frames: int,
+        landmarks: bool,
+        tiles: Sequence[dict[str, Any]] = (),
+    ):
+        from unmask.data.tiles import TileSpec
         from unmask.inference import detect as local
 
         spec = PreprocessSpec(**spec_dict)
+        # native-pixel members: their tiles are cut here, from the decoded image (the
+        # image itself never leaves the actor), exactly as the local engine's threads do
+        self.tiles = tuple(TileSpec(**t) for t in tiles)
         # landmarks=False: no face mesh (the model reads none); same boxes and crops
         local._init_worker(spec) if landmarks else local._init_worker(spec, landmarks=False)
         self._extract = local._extract
@@ -39,7 +50,10 @@ class _ExtractActor:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
 
         items = [
-            [self._extract(Path(f), self.every, self.frames) for f in json.loads(files)]
+            [
+                self._extract(Path(f), self.every, self.frames, tiles=self.tiles)
+                for f in json.loads(files)
+            ]
             for files in batch["files"]
         ]
         return {"block": batch["block"], "items": object_column(items)}
@@ -120,12 +134,14 @@ def detect_paths_ray(
     keep_crops: bool = False,
     model_cpus: float = 0.0,
     landmarks: bool = True,
+    tiles: Sequence[Any] = (),
 ) -> Iterator[Any]:
     """One FileResult per file, in input order (`files` already expanded; `spec` the
     detection spec, `unmask.inference.detect.detection_spec`). Needs a running Ray.
     `model_cpus`: CPU slots a CPU model actor claims (0: like the local engine's main
     process, it shares the cores with the crop workers). `landmarks`: whether the model
-    reads face-mesh landmarks (`unmask.inference.detect.wants_landmarks`)."""
+    reads face-mesh landmarks (`unmask.inference.detect.wants_landmarks`). `tiles`: the
+    TileSpecs of the model's native-pixel members (`predictor.needs.tiles`)."""
     files = [str(f) for f in files]
     if not files:
         return
@@ -143,6 +159,7 @@ def detect_paths_ray(
         keep_crops,
         model_cpus,
         landmarks,
+        tiles,
     )
     from unmask.cluster.session import one_line_errors
 
@@ -167,6 +184,7 @@ def _pipeline(
     keep_crops,
     model_cpus,
     landmarks,
+    tiles=(),
 ):
     """The Ray Data plan: rows are blocks of files -> extracted items -> results."""
     from ray.data import ActorPoolStrategy, from_items
@@ -183,7 +201,13 @@ def _pipeline(
     )
     ds = ds.map_batches(
         _ExtractActor,
-        fn_constructor_args=(dataclasses.asdict(spec), every, frames, landmarks),
+        fn_constructor_args=(
+            dataclasses.asdict(spec),
+            every,
+            frames,
+            landmarks,
+            [dataclasses.asdict(t) for t in tiles],
+        ),
         compute=ActorPoolStrategy(size=max(1, min(workers, len(blocks)))),
         batch_size=1,
         num_cpus=1,
@@ -254,6 +278,7 @@ def detect_to_parquet_shards(
         "keep_crops": False,
         "model_cpus": 0.0,
         "landmarks": True,
+        "tiles": (),
     }
     o = {**defaults, **options}
     ds = _pipeline(
@@ -270,6 +295,7 @@ def detect_to_parquet_shards(
         False,
         o["model_cpus"],
         o["landmarks"],
+        o["tiles"],
     )
     ds = ds.map_batches(
         _FaceRows,

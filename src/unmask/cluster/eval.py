@@ -28,27 +28,24 @@ class _ScoreActor:
         self.predictor = load_shipped(files, device, threshold)
 
     def score(self, job: dict[str, Any]):
+        """`Scores` of one block: P per class and, for composites, the driving member."""
         import numpy as np
 
-        from unmask.evaluation.report import score_rows
+        from unmask.evaluation.perturb import NONE
+        from unmask.evaluation.scoring import score_row_faces, score_rows, uses_feature_cache
+        from unmask.inference.predictor import Scores
 
-        proba = score_rows(
-            self.predictor,
-            job["rows"],
-            job["perturbation"],
-            None,
-            job["batch_size"],
-            job["seed"],
-            False,
-            job["feature_cache"],
-        )
-        return np.asarray(proba)
+        rows, p, bs, seed = job["rows"], job["perturbation"], job["batch_size"], job["seed"]
+        if not (p == NONE and uses_feature_cache(self.predictor)):  # as `evaluate` decides
+            return score_row_faces(self.predictor, rows, p, None, bs, seed, False)
+        proba = score_rows(self.predictor, rows, p, None, bs, seed, False, job["feature_cache"])
+        return Scores(np.asarray(proba), [None] * len(rows))
 
 
 def ray_scorer(
     model_dir: str | Path, device: str | None = None, workers: int = 2
 ) -> Callable[..., Any]:
-    """A drop-in for `score_rows` (the `score_fn` of `evaluate`) that scores on Ray.
+    """The `score_fn` of `evaluate`: scores on Ray and returns `Scores` (proba + driver).
     Needs a running Ray session; the model is shipped to the object store once and the
     actors are started on the first call."""
     from unmask.cluster.detect import model_placement
@@ -74,10 +71,11 @@ def ray_scorer(
         from tqdm import tqdm
 
         from unmask.cluster.session import one_line_errors
+        from unmask.inference.predictor import Scores
 
         n = len(df)
         if n == 0:
-            return np.zeros((0, len(predictor.classes)))
+            return Scores(np.zeros((0, len(predictor.classes))), [])
         if not pool:
             actor = ray.remote(
                 num_cpus=0 if gpus else 1, num_gpus=gpus, max_restarts=-1, max_task_retries=-1
@@ -103,10 +101,12 @@ def ray_scorer(
         )
         parts = []
         with one_line_errors("eval"):
-            for proba in pool[0].map(lambda a, job: a.score.remote(job), jobs):  # in order
-                parts.append(proba)
-                bar.update(len(proba))
+            for scored in pool[0].map(lambda a, job: a.score.remote(job), jobs):  # in order
+                parts.append(scored)
+                bar.update(len(scored.driver))
         bar.close()
-        return np.concatenate(parts)
+        return Scores(
+            np.concatenate([s.proba for s in parts]), [d for s in parts for d in s.driver]
+        )
 
     return score

@@ -261,6 +261,7 @@ def _ray_options(args, predictor) -> dict:
         model_workers=args.model_workers,
         batch_size=args.batch_size,
         landmarks=wants_landmarks(predictor),
+        tiles=tuple(predictor.needs.tiles),
     )
 
 

@@ -144,10 +144,10 @@ def evaluate(
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Score `df` once per perturbation; returns (report dict, {perturbation: (N, C) proba}).
     `feature_cache`: where classical models cache clean-crop features (e.g. the manifest's
-    `.cache/features`). `score_fn`: scores the rows instead of `score_rows` (same
-    signature; the Ray engine's `unmask.cluster.eval.ray_scorer`), reading crops itself.
-    `drivers`: when given, filled with {perturbation: the member that drove each row's
-    score} for composite models scored here (not by `score_fn`), as detect reports it."""
+    `.cache/features`). `score_fn`: scores the rows instead (`score_rows`'s signature,
+    returning `Scores`: proba and driver; the Ray engine's `unmask.cluster.eval.ray_scorer`),
+    reading crops itself. `drivers`: when given, filled with {perturbation: the member that
+    drove each row's score} for composite models, as detect reports it."""
     from unmask.inference.saved_model import detector_label
 
     threshold = float(predictor.threshold)
@@ -176,22 +176,18 @@ def evaluate(
     all_proba: dict[str, np.ndarray] = {}
     for p in perturbations:
         use_cache = p == NONE and uses_feature_cache(predictor)
-        if local and not use_cache:  # the rows' FaceInputs, as score_rows would: + drivers
+        scored = None
+        if score_fn is not None:  # another engine (Ray): Scores (proba + driver) back
+            cached = None if use_cache else crops
+            scored = score_fn(predictor, df, p, cached, batch_size, seed, progress, feature_cache)
+        elif not use_cache:  # the rows' FaceInputs, as score_rows would: + drivers
             scored = score_row_faces(predictor, df, p, crops, batch_size, seed, progress)
-            proba = scored.proba
+        if scored is not None:
+            proba = np.asarray(scored.proba)
             if drivers is not None and any(d is not None for d in scored.driver):
                 drivers[p.name] = list(scored.driver)
         else:
-            proba = (score_fn or score_rows)(
-                predictor,
-                df,
-                p,
-                None if use_cache else crops,
-                batch_size,
-                seed,
-                progress,
-                feature_cache,
-            )
+            proba = score_rows(predictor, df, p, None, batch_size, seed, progress, feature_cache)
         all_proba[p.name] = proba
         s = 1.0 - proba[:, 0]
         entry: dict[str, Any] = {
