@@ -29,6 +29,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="IVF index with NLIST lists for large sets (default: exact flat)",
     )
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--member",
+        default=None,
+        help="composite models: the member whose embeddings to index (default: the first "
+        "that scores face crops, e.g. the shipped model's `blend`)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     out = ensure_writable_dir(args.out, "index folder")  # before the work, not after it
     model_dir = Path(args.model) if args.model else default_model_dir()
     predictor = load_predictor(model_dir, device=device)
+    if predictor.meta.get("kind") == "composite":
+        model_dir, predictor = embedding_member(model_dir, predictor, args.member, device)
+    elif args.member:
+        raise UnmaskError(f"--member: {model_dir} is not a composite model")
     spec = predictor.spec
     rows = load_eval_rows(args.data, args.split, spec, work_dir=out / ".work")
     rows = check_rows(rows, str(args.data))  # unknown labels, duplicates, missing crops
@@ -66,3 +76,23 @@ def run(args: argparse.Namespace) -> int:
     save_index(out, index, items.to_dict("records"), meta)
     print(f"indexed {len(rows)} faces ({emb.shape[1]}-d embeddings) -> {out}")
     return 0
+
+
+def embedding_member(model_dir, predictor, name: str | None, device: str):
+    """A composite has no single embedding space: index with one member (a complete model
+    folder of its own, which `unmask similar` then loads): `name`, or the first member that
+    scores resized face crops (their penultimate features describe the face; a tile
+    member's describe pixels)."""
+    from unmask.errors import UnmaskError
+    from unmask.inference.predictor import load_predictor
+    from unmask.modelfile import member_dir
+
+    names = [m.name for m in predictor.fusion.members]
+    if name is not None and name not in names:
+        raise UnmaskError(f"--member {name!r}: {model_dir} has members {', '.join(names)}")
+    for n in [name] if name else names:
+        member = load_predictor(member_dir(model_dir, n), device=device)
+        if name or not member.needs.tiles:
+            return member_dir(model_dir, n), member
+    n = names[0]
+    return member_dir(model_dir, n), load_predictor(member_dir(model_dir, n), device=device)
