@@ -83,3 +83,13 @@ def test_empty_mapping_override_clears(tmp_path):
     assert cfg.detector.kwargs == {}
     cfg = load_config(TrainConfig, f, overrides=["detector.kwargs.drop_rate=0.1"])
     assert cfg.detector.kwargs == {"backbone": "resnet10t", "drop_rate": 0.1}
+
+
+def test_unknown_key_with_a_newline_stays_on_one_line():
+    from unmask.config import from_dict
+    from unmask.errors import ConfigError
+    from unmask.training.config import OptimConfig
+
+    with pytest.raises(ConfigError) as info:
+        from_dict(OptimConfig, {"lr\nx": 1.0})
+    assert "\n" not in str(info.value) and "'lr\\nx'" in str(info.value)

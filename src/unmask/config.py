@@ -39,6 +39,11 @@ def _short(value: Any, limit: int = 60) -> str:
     return r if len(r) <= limit else r[: limit - 3] + "..."
 
 
+def _key(prefix: str, key: Any) -> str:
+    k = str(key)
+    return prefix + k if k.isprintable() else prefix + _short(k, 40)
+
+
 def _coerce(value: Any, tp: Any, where: str, strict: bool = False) -> Any:
     """Convert a YAML/CLI/JSON value to the annotated type, or raise ConfigError."""
     tp, optional = _unwrap_optional(tp)
@@ -106,7 +111,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "", strict: b
     unknown = sorted(set(data) - set(types_), key=str)
     if unknown:
         raise ConfigError(
-            f"unknown config key(s) {', '.join(prefix + str(k) for k in unknown)[:200]}; "
+            # keys shown as repr() when odd (newlines, control characters): one line always
+            f"unknown config key(s) {', '.join(_key(prefix, k) for k in unknown)[:200]}; "
             f"valid keys{' under ' + prefix.rstrip('.') if prefix else ''}: {', '.join(sorted(types_))}"
         )
     if strict:
