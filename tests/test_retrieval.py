@@ -45,3 +45,12 @@ def test_load_index_rejects_non_index(tmp_path):
 
     with pytest.raises(UnmaskError, match="not an unmask index"):
         load_index(tmp_path)
+
+
+def test_index_of_a_composite_names_its_members(tmp_path, capsys):
+    """A composite has no single embedding: `--member` picks one; a wrong name lists them."""
+    from unmask.cli import main
+
+    code = main(["index", str(tmp_path), "-o", str(tmp_path / "idx"), "--member", "nope"])
+    err = capsys.readouterr().err
+    assert code == 2 and "has members artifact, blend" in err and len(err.splitlines()) == 1
