@@ -4,7 +4,7 @@
 
 Reads, under OUT: fused/model.json, bench-none/bench.json and bench-jpeg90/bench.json (the
 leave-one-source-out bench of the fused model, its members and the previous default),
-robust-*/bench.json (the fused model under one perturbation each) and videos.jsonl
+robust-*/bench.json (the fused model under one perturbation each) and videos.json
 (`unmask detect` on the four FaceForensics++ videos). Every table in the card comes from
 those files, so it cannot drift from the measurements; the known-failures section is the
 one written by hand (experiments/default_known_failures.md).
@@ -84,8 +84,7 @@ def video_table(path: Path) -> list[str]:
         return ["(not measured)"]
     rows = ["| video | truth | tracks: mean P(fake) (frames) | video score | verdict | driver |"]
     rows.append("|---|---|---|---|---|---|")
-    for line in path.read_text().splitlines():
-        r = json.loads(line)
+    for r in json.loads(path.read_text())["results"]:
         name = Path(r.get("file", "?")).name
         truth = "fake" if "/edited/" in r.get("file", "") else "real"
         tracks = (r.get("video") or {}).get("tracks") or []
@@ -128,9 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         "A first look, not a verdict: read the known failures.",
         "",
         f"**Fusion.** Each member's P(fake) is Platt-calibrated on the val split, then combined "
-        f"by `{fusion['rule']}` (chosen by cross-validated log-loss on val). Regenerate with "
+        f"by `{fusion['rule']}`, the rule with the higher mean AUC on val sources that the "
+        "members never trained on (`experiments/fusion_rule.py`). Regenerate with "
         "`bash experiments/train_default.sh`; this card with "
         "`python experiments/default_card.py work/default`.",
+        "",
+        "**Compared with.** `previous`: the ResNet-10-T that shipped before (trained from "
+        "scratch on celeba_gan, generated_photos, yonsei, web_photos and FaceForensics++ video "
+        "004, so its figures on those sources are not held out).",
         "",
         "## Leave-one-source-out, test split (clean)",
         "",
@@ -159,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "Rule: a face track's score is the mean P(fake) over its sampled frames; a video is "
         "fake when any track's mean reaches the threshold.",
         "",
-        *video_table(out / "videos.jsonl"),
+        *video_table(out / "videos.json"),
         "",
         "## Protocol",
         "",

@@ -79,7 +79,7 @@ if has bench; then
     unmask bench "$PREP" -o "$OUT/robust-${p/:/}" --perturb "$p" --quiet --max-per-source "$MAX" \
       --model "fused=$OUT/loso/fused-{source}|$OUT/fused"
   done
-  unmask detect "$DATA/videos" --model "$OUT/fused" --json > "$OUT/videos.jsonl"
+  unmask detect "$DATA/videos" --model "$OUT/fused" --json > "$OUT/videos.json"
   python experiments/default_card.py "$OUT"
 fi
 echo "model: $OUT/fused   tables: $OUT/bench-*/bench.md  $OUT/eval/report.md"
