@@ -8,8 +8,9 @@ HELP = "combine saved models into one composite model, fitted on a validation sp
 DESCRIPTION = """Combine saved models (each scores faces from its own input: a resized crop,
 landmarks or native-pixel tiles) into one composite model. Each member's P(fake) is
 Platt-calibrated on the manifest's val split, then fused by --rule: max (the highest
-calibrated score) or logistic (stacking); auto picks the rule with the lower 5-fold
-cross-validated log-loss on val. The threshold is chosen on val (Youden's J); the test
+calibrated score) or logistic (stacking); auto picks the rule with the higher mean AUC
+on val sources held out of the fusion fit (with fakes of two or more sources; else the
+lower 5-fold cross-validated log-loss). The threshold is chosen on val (Youden's J); the test
 split is never read. Every face's result names the member that drove its score (`driver`).
 
 examples:
