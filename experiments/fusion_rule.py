@@ -7,8 +7,8 @@ trained on every source, so on val the artifact member already knows each GAN so
 hides how the fusion behaves on a generator nobody trained on. Here, for every val source S
 with fakes, the artifact member is OUT/loso/artifact-S when it exists (trained without S;
 else OUT/artifact, which never trains on edited fakes) and the blend member is OUT/blend
-(never trains on any fake); calibration and fusion are fitted on the val rows without S's
-fakes (and without S's reals when S has reals), and the AUC is measured on S. Prints the
+(never trains on any fake); calibration and fusion are fitted on the val rows of the other
+sources (`unmask.evaluation.compose.held_out_split`), and the AUC is measured on S. Prints the
 table and the rule with the higher mean; writes OUT/fusion_rule.json. Test rows are never
 read.
 """
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from unmask.data.manifest import read_manifest
     from unmask.errors import UnmaskError
-    from unmask.evaluation.compose import fit_fusion
+    from unmask.evaluation.compose import fit_fusion, held_out_split
     from unmask.evaluation.scoring import score_rows
     from unmask.inference.composite import fuse
     from unmask.inference.predictor import load_predictor
@@ -54,10 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         held = args.out / "loso" / f"artifact-{s}"
         art = p_fake(held) if (held / "model.json").is_file() else art_all
         members = np.stack([art, blend], 1)
-        own = src == s
-        fake_only = not (own & (y == 0)).any()
-        fit = ~(own & (y == 1)) if fake_only else ~own
-        test = (own | (y == 0)) if fake_only else own
+        fit, test = held_out_split(y, src, s)
         row = {"artifact": roc_auc(y[test], art[test]), "blend": roc_auc(y[test], blend[test])}
         for rule in ("max", "logistic"):
             fusion = fit_fusion(members[fit], y[fit], ["artifact", "blend"], rule)

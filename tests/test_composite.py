@@ -51,22 +51,32 @@ def manifest(tmp_path_factory) -> Path:
                     "original": str(orig),
                     "frame": -1,
                     "face_index": 0,
-                    "box_x0": box[0],
-                    "box_y0": box[1],
-                    "box_x1": box[2],
-                    "box_y1": box[3],
-                    "det_score": "",
-                    "landmarks": "",
-                    "method": "",
-                    "parent": "",
+                    **box_columns(box),
                 }
             )
+    write_manifest(root, rows, {"crop_size": 64})
+    return root
+
+
+def box_columns(box) -> dict:
+    """A manifest row's face box and the optional columns left empty."""
+    return {
+        **dict(zip(("box_x0", "box_y0", "box_x1", "box_y1"), box, strict=True)),
+        "det_score": "",
+        "landmarks": "",
+        "method": "",
+        "parent": "",
+    }
+
+
+def write_manifest(root, rows: list[dict], preprocess: dict) -> Path:
+    """root/manifest.csv from `rows` and the prepare.json naming `preprocess`."""
     with open(root / "manifest.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    (root / "prepare.json").write_text(json.dumps({"preprocess": {"crop_size": 64}}))
-    return root
+    (root / "prepare.json").write_text(json.dumps({"preprocess": preprocess}))
+    return root / "manifest.csv"
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from test_composite import box_columns, write_manifest
 from unmask.data.spec import PreprocessSpec
 from unmask.data.tiles import TileSpec
 
@@ -62,19 +63,10 @@ def _val_manifest(root: Path) -> Path:
                 "original": str(orig),
                 "frame": -1,
                 "face_index": 0,
-                **dict(zip(("box_x0", "box_y0", "box_x1", "box_y1"), box, strict=True)),
-                "det_score": "",
-                "landmarks": "",
-                "method": "",
-                "parent": "",
+                **box_columns(box),
             }
         )
-    with open(root / "manifest.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    (root / "prepare.json").write_text(json.dumps({"preprocess": dataclasses.asdict(SPEC)}))
-    return root / "manifest.csv"
+    return write_manifest(root, rows, dataclasses.asdict(SPEC))
 
 
 def _standardised(combo: Path, manifest: Path) -> None:

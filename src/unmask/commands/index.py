@@ -54,11 +54,8 @@ def run(args: argparse.Namespace) -> int:
     device = check_device(args.device)
     out = ensure_writable_dir(args.out, "index folder")  # before the work, not after it
     model_dir = Path(args.model) if args.model else default_model_dir()
+    model_dir = embedding_model_dir(model_dir, args.member)
     predictor = load_predictor(model_dir, device=device)
-    if predictor.meta.get("kind") == "composite":
-        model_dir, predictor = embedding_member(model_dir, predictor, args.member, device)
-    elif args.member:
-        raise UnmaskError(f"--member: {model_dir} is not a composite model")
     spec = predictor.spec
     rows = load_eval_rows(args.data, args.split, spec, work_dir=out / ".work")
     rows = check_rows(rows, str(args.data))  # unknown labels, duplicates, missing crops
@@ -78,21 +75,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def embedding_member(model_dir, predictor, name: str | None, device: str):
-    """A composite has no single embedding space: index with one member (a complete model
-    folder of its own, which `unmask similar` then loads): `name`, or the first member that
-    scores resized face crops (their penultimate features describe the face; a tile
-    member's describe pixels)."""
+def embedding_model_dir(model_dir, name: str | None):
+    """The folder whose embeddings to index. A composite has no single embedding space:
+    one member (a complete model folder of its own, which `unmask similar` then loads),
+    `name`, or the first that scores resized face crops (their penultimate features
+    describe the face; a tile member's describe pixels). Decided from model.json alone."""
     from unmask.errors import UnmaskError
-    from unmask.inference.predictor import load_predictor
-    from unmask.modelfile import member_dir
+    from unmask.modelfile import member_dir, read_saved_model
 
-    names = [m.name for m in predictor.fusion.members]
+    saved = read_saved_model(model_dir)
+    if saved.kind != "composite":
+        if name:
+            raise UnmaskError(f"--member: {model_dir} is not a composite model")
+        return model_dir
+    names = [m.name for m in saved.fusion.members]
     if name is not None and name not in names:
         raise UnmaskError(f"--member {name!r}: {model_dir} has members {', '.join(names)}")
-    for n in [name] if name else names:
-        member = load_predictor(member_dir(model_dir, n), device=device)
-        if name or not member.needs.tiles:
-            return member_dir(model_dir, n), member
-    n = names[0]
-    return member_dir(model_dir, n), load_predictor(member_dir(model_dir, n), device=device)
+    crops = [n for n in names if read_saved_model(member_dir(model_dir, n)).input.tiles is None]
+    return member_dir(model_dir, name or (crops or names)[0])

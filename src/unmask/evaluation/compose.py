@@ -87,6 +87,14 @@ def cross_validated(p_fake: np.ndarray, y: np.ndarray, rule: str, folds: int = 5
     return loss, roc_auc(y, oof)
 
 
+def held_out_split(y: np.ndarray, sources: np.ndarray, held: str) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, test) row masks for holding `held` out: fit on every other source's rows; test
+    on `held`'s rows, or, when it has fakes only, on its fakes and every real."""
+    own = sources == held
+    fake_only = not (own & (y == 0)).any()
+    return ~own, (own | (y == 0)) if fake_only else own
+
+
 def held_out_source_aucs(
     p_fake: np.ndarray, y: np.ndarray, sources: np.ndarray, rule: str
 ) -> dict[str, float]:
@@ -99,10 +107,7 @@ def held_out_source_aucs(
     names = [f"m{i}" for i in range(p_fake.shape[1])]
     out: dict[str, float] = {}
     for s in sorted(set(sources[y == 1])):
-        own = sources == s
-        fake_only = not (own & (y == 0)).any()
-        fit = ~(own & (y == 1)) if fake_only else ~own
-        test = (own | (y == 0)) if fake_only else own
+        fit, test = held_out_split(y, sources, s)
         if not 0 < y[fit].sum() < fit.sum() or not 0 < y[test].sum() < test.sum():
             continue
         fusion = fit_fusion(p_fake[fit], y[fit], names, rule)
