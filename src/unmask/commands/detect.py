@@ -92,13 +92,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import itertools
     from pathlib import Path
 
     from tqdm import tqdm
 
     from unmask.errors import UnmaskError
+    from unmask.inference.background import BackgroundPredictor
     from unmask.inference.detect import JSON_SCHEMA_VERSION, detect_paths, expand_inputs
-    from unmask.inference.predictor import load_predictor
     from unmask.inference.report import (
         JsonWriter,
         TableWriter,
@@ -124,17 +125,9 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, flag):
             ensure_writable_dir(getattr(args, flag), f"--{flag} folder")
     model_dir = Path(args.model) if args.model else default_model_dir()
-    import gc
-
-    # Loading torch + timm + the model allocates ~750k objects that live for the whole run:
-    # collecting as they come is a quarter of the start-up's CPU, and freezing them keeps
-    # later collections from walking them again (issue 13).
-    gc.disable()
-    try:
-        predictor = load_predictor(model_dir, device=args.device or "cpu")
-    finally:
-        gc.enable()
-        gc.freeze()
+    # model.json is read and checked now; the network loads in a thread while the first
+    # files are decoded and their faces found (issue 13: ~2 s of start-up hidden)
+    predictor = BackgroundPredictor(model_dir, device=args.device or "cpu")
     if args.threshold is not None:
         if not 0.0 <= args.threshold <= 1.0:
             raise UnmaskError("--threshold must be within [0, 1]")
@@ -174,6 +167,11 @@ def run(args: argparse.Namespace) -> int:
             keep_crops=keep,
             largest_only=args.largest_only,
         )
+    if args.engine != "ray":
+        # Start finding faces; the first batch waits for the model, so a model that fails
+        # to load stops the command here, in one line, before any output.
+        first = next(results, None)
+        results = itertools.chain([] if first is None else [first], results)
     bar = tqdm(total=len(files), unit="file", disable=args.quiet or len(files) < 2, file=sys.stderr)
     parquet = bool(args.csv) and args.format == "parquet"
     csv_file = (

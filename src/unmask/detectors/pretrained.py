@@ -13,8 +13,8 @@ running_mean...), and writes our own safetensors file ONCE into the cache folder
 (`$UNMASK_CACHE/weights`, else `$XDG_CACHE_HOME/unmask/weights`, else
 `~/.cache/unmask/weights`); later loads read only that file. Nothing is downloaded:
 
-    model = timm.create_model("tf_efficientnet_lite0", num_classes=0)
-    load_imagenet_weights(model, "tf_efficientnet_lite0")   # UnmaskError when not installed
+    model = create_backbone("tf_efficientnet_lite0", pretrained=True, num_classes=0)
+    # UnmaskError when the extra is not installed
 
 Other timm names have no offline weights: `pretrained=True` on them is a one-line
 `UnmaskError`, unless the user opts in to timm's own download with `UNMASK_ALLOW_DOWNLOAD=1`.
@@ -115,7 +115,6 @@ def convert_weights(name: str) -> Path:
         return dst
     import tempfile
 
-    import timm
     import torch
     from safetensors.torch import save_file
 
@@ -128,7 +127,7 @@ def convert_weights(name: str) -> Path:
         raise UnmaskError(f"cannot read ImageNet weights {pth}: {exc}") from None
     if not isinstance(source, dict):
         raise UnmaskError(f"{pth}: expected a state dict, got {type(source).__name__}")
-    target = timm.create_model(name, pretrained=False).state_dict()
+    target = _new_model(name, num_classes=1000).state_dict()
     mapped = map_by_position(source, target)
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=dst.parent)
@@ -185,16 +184,40 @@ def _missing(name: str) -> UnmaskError:
     )
 
 
-def create_backbone(name: str, pretrained: bool, **timm_kw: Any):
-    """`timm.create_model(name, **timm_kw)` with ImageNet weights from the local files when
-    `pretrained`; never downloads unless UNMASK_ALLOW_DOWNLOAD=1 and `name` has no local ones."""
+def _native(name: str, timm_kw: dict[str, Any]) -> bool:
+    """Whether unmask builds `name` itself (`unmask.detectors.efficientnet_lite`: the same
+    modules, weights and outputs as timm's, without importing timm or torchvision)."""
+    from unmask.detectors.efficientnet_lite import VARIANTS
+
+    return (
+        name in VARIANTS
+        and set(timm_kw) <= {"num_classes", "in_chans"}
+        and (timm_kw.get("in_chans", 3) == 3)
+    )
+
+
+def _new_model(name: str, **timm_kw: Any):
+    """An untrained `name`: unmask's own EfficientNet-Lite, else timm's."""
+    if _native(name, timm_kw):
+        from unmask.detectors.efficientnet_lite import efficientnet_lite
+
+        return efficientnet_lite(name, num_classes=int(timm_kw.get("num_classes", 1000)))
     import timm
 
+    return timm.create_model(name, pretrained=False, **timm_kw)
+
+
+def create_backbone(name: str, pretrained: bool, **timm_kw: Any):
+    """`timm.create_model(name, **timm_kw)` with ImageNet weights from the local files when
+    `pretrained`; never downloads unless UNMASK_ALLOW_DOWNLOAD=1 and `name` has no local ones.
+    EfficientNet-Lite0/2 are built by unmask (same state dict and outputs as timm's)."""
     if pretrained and name not in LOCAL_WEIGHTS:
         if not download_allowed():
             raise _missing(name)
+        import timm
+
         return timm.create_model(name, pretrained=True, **timm_kw)
-    model = timm.create_model(name, pretrained=False, **timm_kw)
+    model = _new_model(name, **timm_kw)
     if pretrained:
         if timm_kw.get("in_chans", 3) != 3:
             raise UnmaskError(f"local ImageNet weights for {name} need in_chans=3")

@@ -149,10 +149,13 @@ def check_saved(name: str, family: str, kwargs: dict[str, Any]) -> DetectorInfo:
             raise UnmaskError(f"detector {name!r} takes no option {key!r}")
     backbone = kwargs.get("backbone")
     if backbone is not None:
-        import timm
-
         if "backbone" not in params:
             raise UnmaskError(f"detector {name!r} takes no option 'backbone'")
+        from unmask.detectors.efficientnet_lite import VARIANTS
+
+        if str(backbone) in VARIANTS:  # built by unmask itself: no timm import needed
+            return info
+        import timm
 
         if not timm.is_model(str(backbone)):
             raise UnmaskError(f"backbone {str(backbone)[:40]!r} is not in timm's registry")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -363,8 +362,11 @@ def detect_paths(
     ready: list[dict[str, Any]] = []
     n_crops = 0
 
+    threads = _ModelThreads(workers)
+
     def flush() -> Iterator[FileResult]:
         nonlocal ready, n_crops
+        threads.limit()  # torch may have been loading in the background until now
         yield from score_extracted(ready, predictor, keep_crops)
         ready, n_crops = [], 0
 
@@ -374,7 +376,7 @@ def detect_paths(
     extracted = _iter_extracted(
         files, spec, every, frames, workers, landmarks, predictor.needs.tiles, window
     )
-    with _model_threads(workers):
+    try:
         for k, item in enumerate(extracted):
             ready.append(item)
             n_crops += len(item.get("faces", []))
@@ -384,23 +386,32 @@ def detect_paths(
                 yield from flush()
         if ready:
             yield from flush()
+    finally:
+        threads.restore()
 
 
-@contextmanager
-def _model_threads(workers: int) -> Iterator[None]:
+class _ModelThreads:
     """Torch's intra-op threads while `workers` face threads share this process: the
     cores they leave (at least 1). On a 2-core machine two OpenMP threads spin-waiting
-    beside two face threads cost about 15% more CPU and wall time than one (issue 13)."""
-    torch = sys.modules.get("torch")  # only a torch model has loaded it; never import it
-    if torch is None or workers <= 1:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(before, (os.cpu_count() or 1) - workers)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    beside two face threads cost about 15% more CPU and wall time than one (issue 13).
+    `limit()` runs before each batch: a model loading in the background
+    (`BackgroundPredictor`) imports torch after the face threads have started."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.before: int | None = None
+
+    def limit(self) -> None:
+        torch = sys.modules.get("torch")  # only a torch model has loaded it; never import it
+        if self.before is not None or torch is None or self.workers <= 1:
+            return
+        self.before = torch.get_num_threads()
+        torch.set_num_threads(max(1, min(self.before, (os.cpu_count() or 1) - self.workers)))
+
+    def restore(self) -> None:
+        if self.before is not None:
+            sys.modules["torch"].set_num_threads(self.before)
+            self.before = None
 
 
 def score_block(

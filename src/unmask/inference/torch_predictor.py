@@ -11,6 +11,10 @@ after `check_saved` refused unknown builders, options and backbones; only the fo
 (`unmask.data.normalize.resize_normalize`). Tile models (`input.tiles` set) run the network
 on each of a face's native-pixel tiles and return the softmax of the MEAN of the tiles'
 logits.
+
+Scoring runs on `fast`, a copy with batch norm folded into the convolutions and
+channels-last memory (`unmask.inference.fast_eval`, checked against the original at load);
+`model` stays the network as trained, for Grad-CAM.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import torch
 
 from unmask.data.normalize import landmarks_array, normalize_tiles, resize_normalize
 from unmask.errors import UnmaskError
+from unmask.inference.fast_eval import fast_copy, to_channels_last
 from unmask.inference.predictor import FaceInput, InputNeeds, Scores, faces_from
 from unmask.modelfile import SavedModel, model_to_json
 
@@ -74,6 +79,16 @@ class TorchPredictor:
             first = str(exc).splitlines()[0][:120]
             raise UnmaskError(f"{wpath}: weights do not match {det.label!r} ({first})") from None
         self.model.eval().to(self.device)
+        self.fast = fast_copy(self.model, *self._example())
+
+    def _example(self) -> list[torch.Tensor]:
+        """A fixed random input, to check the fast copy against the model."""
+        gen = torch.Generator().manual_seed(0)
+        size = self.tile_spec.size if self.tile_spec is not None else self.input_size
+        x = [torch.randn(1, 3, size, size, generator=gen)]
+        if self.needs_landmarks:
+            x.append(torch.rand(1, 468, 3, generator=gen))
+        return [t.to(self.device) for t in x]
 
     # -- preprocessing -------------------------------------------------------------------
     def preprocess(self, crops: Sequence[np.ndarray]) -> torch.Tensor:
@@ -112,7 +127,7 @@ class TorchPredictor:
         out = []
         with torch.inference_mode():
             for i in range(0, len(x), self.batch_size):
-                args = [x[i : i + self.batch_size].to(self.device)]
+                args = [to_channels_last(x[i : i + self.batch_size].to(self.device))]
                 if lms is not None:
                     args.append(lms[i : i + self.batch_size].to(self.device))
                 out.append(fn(*args).float().cpu())
@@ -130,7 +145,7 @@ class TorchPredictor:
     def predict(self, faces: Sequence[FaceInput]) -> Scores:
         if len(faces) == 0:
             return Scores(np.zeros((0, len(self.classes)), dtype=np.float32), [])
-        proba = torch.softmax(self._run(faces, self.model), 1).numpy()
+        proba = torch.softmax(self._run(faces, self.fast), 1).numpy()
         return Scores(proba, [None] * len(faces))
 
     def predict_proba(
@@ -141,7 +156,7 @@ class TorchPredictor:
     def embed_faces(self, faces: Sequence[FaceInput]) -> np.ndarray:
         if len(faces) == 0:
             return np.zeros((0, int(self.model.embed_dim)), dtype=np.float32)
-        return self._run(faces, self.model.features).numpy()
+        return self._run(faces, self.fast.features).numpy()
 
     def embed(
         self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None

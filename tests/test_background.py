@@ -1,0 +1,68 @@
+"""`BackgroundPredictor`: `unmask detect` finds faces while the model loads. What it says
+before the load (spec, inputs, threshold) is what the loaded model says, it scores the
+same, and a model that fails to load still stops the command in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unmask.data.tiles import TileSpec
+from unmask.errors import UnmaskError
+from unmask.inference.background import BackgroundPredictor, saved_needs
+from unmask.inference.predictor import load_predictor
+from unmask.inference.testing import tiny_torch_model
+from unmask.modelfile import WEIGHTS_FILE, default_model_dir, read_saved_model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tiny_torch_model(tmp_path_factory.mktemp("bg") / "tiny")
+
+
+def test_needs_from_model_json_match_the_built_models(tmp_path) -> None:
+    tiles = tiny_torch_model(tmp_path / "tiles", tiles=TileSpec(32, 4))
+    for d in (default_model_dir(), tiles):
+        assert saved_needs(d, read_saved_model(d)) == load_predictor(d).needs
+    assert saved_needs(tiles, read_saved_model(tiles)).tiles == (TileSpec(32, 4),)
+    default = saved_needs(default_model_dir(), read_saved_model(default_model_dir()))
+    assert default.tiles and not default.landmarks  # the artifact member's tiles
+
+
+def test_scores_like_the_loaded_model(tiny) -> None:
+    bg = BackgroundPredictor(tiny)
+    direct = load_predictor(tiny)
+    assert (bg.spec, bg.classes, bg.threshold) == (direct.spec, direct.classes, direct.threshold)
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(3)]
+    np.testing.assert_array_equal(bg.predict_proba(crops), direct.predict_proba(crops))
+    assert bg.input_size == direct.input_size  # other attributes: from the loaded model
+    bg.threshold = 0.9  # a --threshold override stays on the wrapper
+    assert bg.threshold == 0.9 and bg.ready().threshold == direct.threshold
+
+
+def test_load_error_reaches_the_first_call_that_needs_the_network(tmp_path) -> None:
+    d = tiny_torch_model(tmp_path / "bad")
+    (d / WEIGHTS_FILE).write_bytes(b"not safetensors at all")
+    bg = BackgroundPredictor(d)  # model.json is fine: nothing raised yet
+    assert bg.spec.crop_size == 64
+    with pytest.raises(UnmaskError, match="unreadable weights"):
+        bg.predict_proba([np.zeros((64, 64, 3), np.uint8)])
+    with pytest.raises(UnmaskError, match="unreadable weights"):
+        bg.ready()  # every later call too
+
+
+def test_detect_with_a_model_that_fails_to_load_prints_one_line(tmp_path, capsys) -> None:
+    from PIL import Image
+
+    from unmask.cli import main
+
+    d = tiny_torch_model(tmp_path / "bad")
+    (d / WEIGHTS_FILE).write_bytes(b"\x00" * 64)
+    img = tmp_path / "x.png"
+    Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(img)
+    code = main(["detect", str(img), "--model", str(d), "-q"])
+    out, err = capsys.readouterr()
+    assert code != 0
+    assert out == ""  # no table header, no partial output
+    assert len(err.strip().splitlines()) == 1 and "unreadable weights" in err
