@@ -86,7 +86,13 @@ def _standardised(combo: Path, manifest: Path) -> None:
     for m in saved.fusion.members:
         pred = load_predictor(member_dir(combo, m.name), member=True)
         z = logit(score_rows(pred, df, progress=False)[:, 1])
-        members.append(dataclasses.replace(m, a=1 / z.std(), b=-z.mean() / z.std()))
+        a, b = 1 / z.std(), -z.mean() / z.std()
+        if m.size_edges:  # only the astronaut's bin (box side ~136 px) standardises: a
+            # path that loses the face's size (global b) or mis-bins it scores differently
+            sizes = {"size_a": (a, a, a), "size_b": (b - 3, b, b + 3)}
+            members.append(dataclasses.replace(m, a=a, b=b + 1.5, **sizes))
+        else:
+            members.append(dataclasses.replace(m, a=a, b=b))
     fusion = dataclasses.replace(saved.fusion, members=tuple(members))
     write_saved_model(combo, dataclasses.replace(saved, fusion=fusion))
 
@@ -101,7 +107,13 @@ def tiny_composite(tmp_path_factory) -> Path:
     blend = tiny_torch_model(root / "blend", seed=1, spec=SPEC)
     manifest = _val_manifest(root / "val")
     combo = compose_models(
-        [artifact, blend], ["artifact", "blend"], manifest, "max", root / "combo", progress=False
+        [artifact, blend],
+        ["artifact", "blend"],
+        manifest,
+        "max",
+        root / "combo",
+        progress=False,
+        size_edges={"artifact": (100, 200)},  # the tile member calibrated per face size
     )
     _standardised(combo, manifest)
     return combo

@@ -13,9 +13,15 @@ on val sources held out of the fusion fit (with fakes of two or more sources; el
 lower 5-fold cross-validated log-loss). The threshold is chosen on val (Youden's J); the test
 split is never read. Every face's result names the member that drove its score (`driver`).
 
+--size-calibrate NAME=200,400 calibrates that member per face size instead (crop-box side
+in native pixels: below 200, 200-400, 400 and up), each bin on its own val faces with
+balanced classes: a native-pixel detector's evidence depends on how many pixels a face has.
+
 examples:
   unmask compose work/models/artifact work/models/blend --names artifact,blend \\
       --val work/prepared --rule auto -o work/models/combo
+  unmask compose work/models/artifact work/models/blend --names artifact,blend \
+      --val work/prepared --size-calibrate artifact=200,400 -o work/models/combo-sized
   unmask detect photo.jpg --model work/models/combo
 """
 
@@ -28,6 +34,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="the composite model folder (new)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--id", default="", help="the model's id in model.json (default: folder name)")
+    p.add_argument(
+        "--size-calibrate",
+        action="append",
+        default=[],
+        metavar="NAME=EDGES",
+        help="calibrate member NAME per face size, bins cut at EDGES (crop-box side, px, "
+        "comma-separated, increasing), e.g. artifact=200,400 (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UnmaskError("--batch-size must be >= 1")
     names = [n.strip() for n in args.names.split(",")] if args.names else None
+    size_edges = dict(parse_size_edges(v) for v in args.size_calibrate)
     out = compose_models(
         args.members,
         names,
@@ -45,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         args.output,
         batch_size=args.batch_size,
         model_id=args.id,
+        size_edges=size_edges,
     )
     from unmask.modelfile import read_saved_model
 
@@ -54,3 +70,23 @@ def run(args: argparse.Namespace) -> int:
         f" threshold {m.threshold:.4f}, val AUC {m.metrics['val'].get('auc')})"
     )
     return 0
+
+
+def parse_size_edges(text: str) -> tuple[str, tuple[float, ...]]:
+    """`NAME=E1,E2,...` -> (NAME, (E1, E2, ...)); one clear error line otherwise."""
+    import math
+
+    from unmask.errors import UnmaskError
+
+    name, sep, rest = text.partition("=")
+    try:
+        edges = tuple(float(v) for v in rest.split(",")) if sep and rest.strip() else ()
+    except ValueError:
+        edges = ()
+    ok = edges and all(math.isfinite(e) and e > 0 for e in edges)
+    if not (name.strip() and ok and all(b > a for a, b in zip(edges, edges[1:], strict=False))):
+        raise UnmaskError(
+            f"--size-calibrate {text[:60]!r}: expected NAME=EDGES with increasing positive "
+            "numbers, e.g. artifact=200,400"
+        )
+    return name.strip(), edges

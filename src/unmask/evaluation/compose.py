@@ -6,7 +6,9 @@
 1. every member scores the manifest's `val` rows (each from its own input: crop, landmarks,
    or native-pixel tiles cut from the row's original), giving P_i(fake);
 2. per member, Platt calibration on its logit: z_i = a_i * logit(P_i) + b_i (logistic
-   regression of the fake label on logit(P_i), L2 C=1, fitted on val);
+   regression of the fake label on logit(P_i), L2 C=1, fitted on val); with
+   `size_edges={name: [200, 400]}`, that member also per face-size bin (crop-box side in
+   native pixels), class-balanced, where val has enough of each class in the bin;
 3. the fusion rule: "max" (score = max_i sigmoid(z_i)) or "logistic" (stacking: logistic
    regression on the z_i, weights + bias, fitted on val). "auto" picks the rule with the
    higher mean AUC on val sources held out of the fit (leave-one-source-out: a default
@@ -32,42 +34,89 @@ import numpy as np
 from unmask.errors import UnmaskError
 
 RULES = ("max", "logistic", "auto")
+# Fewest val faces of each class in a size bin for its own calibration (else the member's).
+MIN_PER_CLASS = 20
 # L2 strength of calibration and stacking (sklearn's default C): on a small or separable
 # val split an unregularised fit sends a, b and the weights to infinity.
 _C = 1.0
 
 
-def _logreg(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+def _logreg(x: np.ndarray, y: np.ndarray, balanced: bool = False) -> tuple[np.ndarray, float]:
     from sklearn.linear_model import LogisticRegression
 
-    lr = LogisticRegression(C=_C, max_iter=1000)
+    lr = LogisticRegression(C=_C, max_iter=1000, class_weight="balanced" if balanced else None)
     lr.fit(x, y)
     return lr.coef_[0].astype(float), float(lr.intercept_[0])
 
 
-def fit_fusion(p_fake: np.ndarray, y: np.ndarray, names: Sequence[str], rule: str) -> Any:
-    """(N, M) member P(fake) + labels -> a `Fusion` of `rule` ("max" or "logistic")."""
+def size_calibration(
+    z: np.ndarray, y: np.ndarray, sides: np.ndarray, edges: Sequence[float], a: float, b: float
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Platt (a_k, b_k) per face-size bin (k = #{edges <= side}) of one member's logit `z`,
+    fitted with balanced class weights, so that a bin's share of fakes in val (large faces
+    are mostly synthesised in the shared data) never becomes evidence. A bin with fewer
+    than `MIN_PER_CLASS` faces of either class keeps the member's overall (a, b)."""
+    bins = np.searchsorted(np.asarray(edges, dtype=np.float64), sides, "right")
+    out_a, out_b = [], []
+    for k in range(len(edges) + 1):
+        in_bin = bins == k
+        if min((y[in_bin] == 0).sum(), (y[in_bin] == 1).sum()) < MIN_PER_CLASS:
+            out_a.append(float(a))
+            out_b.append(float(b))
+            continue
+        (ak,), bk = _logreg(z[in_bin, None], y[in_bin], balanced=True)
+        out_a.append(float(ak))
+        out_b.append(float(bk))
+    return tuple(out_a), tuple(out_b)
+
+
+def fit_fusion(
+    p_fake: np.ndarray,
+    y: np.ndarray,
+    names: Sequence[str],
+    rule: str,
+    sides: np.ndarray | None = None,
+    size_edges: Sequence[Sequence[float]] = (),
+) -> Any:
+    """(N, M) member P(fake) + labels -> a `Fusion` of `rule` ("max" or "logistic").
+    `size_edges[i]` (non-empty) calibrates member i per face size on `sides` (crop-box
+    sides in native pixels)."""
     from unmask.inference.composite import logit
     from unmask.modelfile import Fusion, FusionMember
 
     members = []
     for i, name in enumerate(names):
-        (a,), b = _logreg(logit(p_fake[:, i])[:, None], y)
-        members.append(FusionMember(name=name, a=float(a), b=b))
+        z = logit(p_fake[:, i])
+        (a,), b = _logreg(z[:, None], y)
+        edges = tuple(float(e) for e in size_edges[i]) if i < len(size_edges) else ()
+        if edges and sides is not None:
+            sa, sb = size_calibration(z, y, np.asarray(sides, np.float64), edges, a, b)
+            members.append(
+                FusionMember(name=name, a=float(a), b=b, size_edges=edges, size_a=sa, size_b=sb)
+            )
+        else:
+            members.append(FusionMember(name=name, a=float(a), b=b))
     fusion = Fusion(rule="max", members=tuple(members))
     if rule == "max":
         return fusion
+    from dataclasses import replace
+
     from unmask.inference.composite import calibrated_logits
 
-    w, bias = _logreg(calibrated_logits(p_fake, fusion), y)
-    members = [
-        FusionMember(name=m.name, a=m.a, b=m.b, weight=float(wi))
-        for m, wi in zip(members, w, strict=True)
-    ]
+    w, bias = _logreg(calibrated_logits(p_fake, fusion, sides), y)
+    members = [replace(m, weight=float(wi)) for m, wi in zip(members, w, strict=True)]
     return Fusion(rule="logistic", members=tuple(members), bias=bias)
 
 
-def cross_validated(p_fake: np.ndarray, y: np.ndarray, rule: str, folds: int = 5, seed: int = 0):
+def cross_validated(
+    p_fake: np.ndarray,
+    y: np.ndarray,
+    rule: str,
+    folds: int = 5,
+    seed: int = 0,
+    sides: np.ndarray | None = None,
+    size_edges: Sequence[Sequence[float]] = (),
+):
     """Out-of-fold fused scores of `rule` on (p_fake, y): calibration and stacking refitted
     on the other folds each time. Returns (log-loss, AUC)."""
     from sklearn.model_selection import StratifiedKFold
@@ -80,8 +129,10 @@ def cross_validated(p_fake: np.ndarray, y: np.ndarray, rule: str, folds: int = 5
         return float("inf"), float("nan")
     oof = np.zeros(len(y))
     names = [f"m{i}" for i in range(p_fake.shape[1])]
+    sd = None if sides is None else np.asarray(sides, np.float64)
     for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(p_fake, y):
-        oof[te] = fuse(p_fake[te], fit_fusion(p_fake[tr], y[tr], names, rule))[0]
+        fusion = fit_fusion(p_fake[tr], y[tr], names, rule, _take(sd, tr), size_edges)
+        oof[te] = fuse(p_fake[te], fusion, _take(sd, te))[0]
     s = np.clip(oof, 1e-7, 1 - 1e-7)
     loss = float(-np.mean(y * np.log(s) + (1 - y) * np.log(1 - s)))
     return loss, roc_auc(y, oof)
@@ -95,8 +146,17 @@ def held_out_split(y: np.ndarray, sources: np.ndarray, held: str) -> tuple[np.nd
     return ~own, (own | (y == 0)) if fake_only else own
 
 
+def _take(a: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if a is None else a[rows]
+
+
 def held_out_source_aucs(
-    p_fake: np.ndarray, y: np.ndarray, sources: np.ndarray, rule: str
+    p_fake: np.ndarray,
+    y: np.ndarray,
+    sources: np.ndarray,
+    rule: str,
+    sides: np.ndarray | None = None,
+    size_edges: Sequence[Sequence[float]] = (),
 ) -> dict[str, float]:
     """Leave-one-source-out on val: for every source S with fakes, calibration and fusion
     fitted without S, then the AUC on S (S's fakes vs S's reals; a source with fakes only
@@ -110,26 +170,35 @@ def held_out_source_aucs(
         fit, test = held_out_split(y, sources, s)
         if not 0 < y[fit].sum() < fit.sum() or not 0 < y[test].sum() < test.sum():
             continue
-        fusion = fit_fusion(p_fake[fit], y[fit], names, rule)
-        out[str(s)] = roc_auc(y[test], fuse(p_fake[test], fusion)[0])
+        fusion = fit_fusion(p_fake[fit], y[fit], names, rule, _take(sides, fit), size_edges)
+        out[str(s)] = roc_auc(y[test], fuse(p_fake[test], fusion, _take(sides, test))[0])
     return out
 
 
 def choose_rule(
-    p_fake: np.ndarray, y: np.ndarray, sources: np.ndarray | None = None
+    p_fake: np.ndarray,
+    y: np.ndarray,
+    sources: np.ndarray | None = None,
+    sides: np.ndarray | None = None,
+    size_edges: Sequence[Sequence[float]] = (),
 ) -> tuple[str, dict[str, Any]]:
     """ "auto". With two or more sources holding fakes: the rule with the higher mean
     held-out-source AUC on val (`held_out_source_aucs`), which is what a default model is
     for: sources it never saw. Otherwise (or on a tie): the lower 5-fold cross-validated
     log-loss, then the higher cross-validated AUC, then "max"."""
-    cv = {r: cross_validated(p_fake, y, r) for r in ("max", "logistic")}
+    cv = {
+        r: cross_validated(p_fake, y, r, sides=sides, size_edges=size_edges)
+        for r in ("max", "logistic")
+    }
     record: dict[str, Any] = {
         r: {"cv_log_loss": loss, "cv_auc": auc} for r, (loss, auc) in cv.items()
     }
     loso_mean = {"max": 0.0, "logistic": 0.0}
     if sources is not None:
         for r in ("max", "logistic"):
-            per = held_out_source_aucs(p_fake, y, np.asarray(sources).astype(str), r)
+            per = held_out_source_aucs(
+                p_fake, y, np.asarray(sources).astype(str), r, sides, size_edges
+            )
             record[r]["held_out_source_auc"] = per
             loso_mean[r] = float(np.mean(list(per.values()))) if len(per) >= 2 else 0.0
     by_loso = any(loso_mean.values())
@@ -178,6 +247,7 @@ def compose_models(
     batch_size: int = 64,
     progress: bool = True,
     model_id: str = "",
+    size_edges: dict[str, Sequence[float]] | None = None,
 ) -> Path:
     from unmask.data.manifest import read_manifest
     from unmask.evaluation.scoring import score_rows
@@ -205,8 +275,18 @@ def compose_models(
                 f"{d}: its preprocessing differs from {dirs[0]}'s; members of a composite "
                 "share one face finder and crop box (train them on the same prepared data)"
             )
+    size_edges = dict(size_edges or {})
+    unknown = sorted(set(size_edges) - set(names))
+    if unknown:
+        raise UnmaskError(f"--size-calibrate names no member: {', '.join(unknown)}")
+    per_member = [tuple(size_edges.get(n, ())) for n in names]
     df = read_manifest(val_manifest, split="val")
     y = (df["label"] != "real").to_numpy().astype(np.int64)
+    from unmask.evaluation.scoring import row_box_sides
+
+    sides = np.array([np.nan if v is None else v for v in row_box_sides(df)], np.float64)
+    if any(per_member) and not np.isfinite(sides).all():
+        raise UnmaskError(f"{val_manifest}: face-size calibration needs every val row's box")
     if not 0 < y.sum() < len(y):
         raise UnmaskError(f"{val_manifest}: the val split needs real and fake rows")
     cols = []
@@ -219,11 +299,11 @@ def compose_models(
     choice: dict[str, Any] = {"requested": rule}
     if rule == "auto":
         sources = df["source"].astype(str).to_numpy() if "source" in df.columns else None
-        rule, record = choose_rule(p_fake, y, sources)
+        rule, record = choose_rule(p_fake, y, sources, sides, per_member)
         choice.update(record)
     choice["chosen"] = rule
-    fusion = fit_fusion(p_fake, y, names, rule)
-    score, _ = fuse(p_fake, fusion)
+    fusion = fit_fusion(p_fake, y, names, rule, sides, per_member)
+    score, _ = fuse(p_fake, fusion, sides)
     threshold, threshold_rule = best_threshold(y, score)
     val = binary_report(y, score, threshold, n_boot=200)
     val["members_auc"] = {n: roc_auc(y, p_fake[:, i]) for i, n in enumerate(names)}

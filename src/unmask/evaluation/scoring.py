@@ -43,6 +43,15 @@ def row_landmarks(df: Any) -> list[np.ndarray | None]:
     ]
 
 
+def row_box_sides(df: Any) -> list[float | None]:
+    """Each row's square crop-box side in the original's pixels (None without box columns):
+    what `detect` gives a composite for face-size calibration."""
+    if not {"box_x0", "box_x1"} <= set(df.columns):
+        return [None] * len(df)
+    side = df["box_x1"].astype(float) - df["box_x0"].astype(float)
+    return [float(v) if np.isfinite(v) else None for v in side]
+
+
 def original_path(row: Any, manifest_dir: Path | None) -> Path:
     """A row's `original` as written by prepare (absolute, or relative to where prepare
     ran): tried as given, then against the manifest's folder."""
@@ -119,6 +128,7 @@ def score_row_faces(
     if crops is None:
         crops = load_crops(list(df["abs_path"]), progress)
     lms = row_landmarks(df)
+    sides = row_box_sides(df)
     specs = predictor.needs.tiles
     probas, drivers, members = [], [], []
     bar = tqdm(
@@ -128,9 +138,15 @@ def score_row_faces(
         part = df.iloc[i : i + batch_size]
         tiles = row_tiles(part, specs, perturbation, seed + i) if specs else [{}] * len(part)
         faces = [
-            FaceInput(apply(c, perturbation, seed + i + j), lm, t)
-            for j, (c, lm, t) in enumerate(
-                zip(crops[i : i + batch_size], lms[i : i + batch_size], tiles, strict=True)
+            FaceInput(apply(c, perturbation, seed + i + j), lm, t, side)
+            for j, (c, lm, t, side) in enumerate(
+                zip(
+                    crops[i : i + batch_size],
+                    lms[i : i + batch_size],
+                    tiles,
+                    sides[i : i + batch_size],
+                    strict=True,
+                )
             )
         ]
         s = predictor.predict(faces)

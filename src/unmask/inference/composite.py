@@ -11,7 +11,9 @@ is calibrated (Platt: z = a * logit(p) + b), and the fusion rule combines the me
     max:       score = max_i sigmoid(z_i)                    driver = argmax_i z_i
     logistic:  score = sigmoid(bias + sum_i weight_i * z_i)  driver = argmax_i weight_i * z_i
 
-The composite is binary: proba = [1 - score, score]. Members share the composite's
+A member may be calibrated per face size (`FusionMember.size_edges`): (a, b) then depend on
+the face's crop-box side in native pixels (`FaceInput.box_side`). The composite is binary:
+proba = [1 - score, score]. Members share the composite's
 PreprocessSpec (the face finder and the square crop box every member's input starts from).
 """
 
@@ -40,16 +42,38 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return expit(np.asarray(z, dtype=np.float64))
 
 
-def calibrated_logits(p_fake: np.ndarray, fusion: Fusion) -> np.ndarray:
-    """(N, M) member P(fake) -> (N, M) calibrated logits z_i = a_i * logit(p_i) + b_i."""
-    a = np.array([m.a for m in fusion.members])
-    b = np.array([m.b for m in fusion.members])
-    return a[None, :] * logit(p_fake) + b[None, :]
+def calibration(fusion: Fusion, sides: np.ndarray | None, n: int) -> tuple[np.ndarray, ...]:
+    """(N, M) Platt slopes and intercepts per face and member: a member's per-size values
+    where it has them and the face's crop-box side is known (finite), else its (a, b)."""
+    a = np.tile([m.a for m in fusion.members], (n, 1)).astype(np.float64)
+    b = np.tile([m.b for m in fusion.members], (n, 1)).astype(np.float64)
+    if sides is None:
+        return a, b
+    sides = np.asarray(sides, dtype=np.float64)
+    known = np.isfinite(sides)
+    for i, m in enumerate(fusion.members):
+        if m.size_edges:
+            k = np.searchsorted(np.asarray(m.size_edges), np.where(known, sides, 0), "right")
+            a[known, i] = np.asarray(m.size_a)[k[known]]
+            b[known, i] = np.asarray(m.size_b)[k[known]]
+    return a, b
 
 
-def fuse(p_fake: np.ndarray, fusion: Fusion) -> tuple[np.ndarray, np.ndarray]:
+def calibrated_logits(
+    p_fake: np.ndarray, fusion: Fusion, sides: np.ndarray | None = None
+) -> np.ndarray:
+    """(N, M) member P(fake) -> (N, M) calibrated logits z_i = a_i * logit(p_i) + b_i,
+    (a_i, b_i) by face size for members calibrated per size (`sides`: (N,) crop-box
+    sides in native pixels, NaN when unknown)."""
+    a, b = calibration(fusion, sides, len(p_fake))
+    return a * logit(p_fake) + b
+
+
+def fuse(
+    p_fake: np.ndarray, fusion: Fusion, sides: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(N, M) member P(fake) -> (score (N,), index of the driving member (N,))."""
-    z = calibrated_logits(p_fake, fusion)
+    z = calibrated_logits(p_fake, fusion, sides)
     if fusion.rule == "max":
         return sigmoid(z.max(axis=1)), z.argmax(axis=1)
     w = np.array([m.weight for m in fusion.members])
@@ -95,9 +119,10 @@ class CompositePredictor:
         if len(faces) == 0:
             return Scores(np.zeros((0, 2)), [])
         p = self.member_p_fake(faces)
-        score, drive = fuse(p, self.fusion)
+        sides = np.array([np.nan if f.box_side is None else f.box_side for f in faces])
+        score, drive = fuse(p, self.fusion, sides)
         names = list(self.members)
-        z = calibrated_logits(p, self.fusion)
+        z = calibrated_logits(p, self.fusion, sides)
         return Scores(
             np.stack([1.0 - score, score], axis=1),
             [names[i] for i in drive],

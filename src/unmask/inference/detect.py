@@ -452,7 +452,8 @@ def face_input(face: dict[str, Any]):
     """A stage-1 face record -> the predictor's `FaceInput` (crop, landmarks, tiles)."""
     from unmask.inference.predictor import FaceInput
 
-    return FaceInput(face["crop"], face["landmarks"], face.get("tiles") or {})
+    box = face["box"]
+    return FaceInput(face["crop"], face["landmarks"], face.get("tiles") or {}, box[2] - box[0])
 
 
 def score_image(

@@ -9,6 +9,8 @@
 A `FaceInput` is one face: its square RGB uint8 crop (PreprocessSpec.crop_size), its
 face-mesh landmarks ((468, 2|3) in crop coordinates / crop size, or None) and, for models
 whose input is native-pixel tiles, `tiles[spec]` = `cut_tiles(decoded_original, box, spec)`.
+`box_side` is the crop box's side in the original's pixels (composites calibrate a member per
+face size with it; None when unknown).
 `predict_proba(crops, landmarks)` and `embed(crops, landmarks)` remain for crop-only callers.
 """
 
@@ -31,6 +33,7 @@ class FaceInput:
     crop: np.ndarray
     landmarks: np.ndarray | None = None
     tiles: Mapping[TileSpec, np.ndarray] = field(default_factory=dict)
+    box_side: float | None = None  # the square crop box's side in the original's pixels
 
 
 @dataclass(frozen=True)

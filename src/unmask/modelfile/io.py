@@ -58,12 +58,27 @@ def parse_saved_model(data: Any, where: str = MODEL_JSON) -> SavedModel:
         data = migrate_v1(data, where)
     elif fmt != MODEL_FORMAT:
         raise UnmaskError(f"{where}: unsupported model format {str(fmt)[:40]!r}")
+    data = _with_later_keys(data)
     try:
         return from_dict(SavedModel, data, strict=True)
     except ConfigError as exc:
         raise UnmaskError(f"{where}: {exc}") from None
     except RecursionError:
         raise UnmaskError(f"{where}: nested too deeply") from None
+
+
+# Keys added to format 2 after it shipped, with the value that means "not used": a file
+# written before them still reads the same. Every other key must be present.
+LATER_MEMBER_KEYS = {"size_edges": [], "size_a": [], "size_b": []}
+
+
+def _with_later_keys(data: dict[str, Any]) -> dict[str, Any]:
+    fusion = data.get("fusion")
+    members = fusion.get("members") if isinstance(fusion, dict) else None
+    if not isinstance(members, list):
+        return data
+    filled = [{**LATER_MEMBER_KEYS, **m} if isinstance(m, dict) else m for m in members]
+    return {**data, "fusion": {**fusion, "members": filled}}
 
 
 def read_saved_model(folder: str | Path) -> SavedModel:

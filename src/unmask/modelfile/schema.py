@@ -159,18 +159,40 @@ class ClassicalHead:
 @dataclass(frozen=True)
 class FusionMember:
     """One member of a composite: Platt calibration of its logit of P(fake), and its
-    weight in logistic stacking (unused by the max rule)."""
+    weight in logistic stacking (unused by the max rule).
+
+    Face-size calibration (optional): with `size_edges` (crop-box sides in native pixels,
+    increasing), a face whose box side falls in bin k = #{edges <= side} is calibrated
+    with (size_a[k], size_b[k]) instead of (a, b). A native-pixel member's evidence
+    depends on how many pixels the face has (issue 13: uninformative on large faces), so
+    its weight is measured per size on validation. Faces of unknown size use (a, b)."""
 
     name: str  # its folder: members/<name>/
     a: float = 1.0
     b: float = 0.0
     weight: float = 0.0
+    size_edges: tuple[float, ...] = ()
+    size_a: tuple[float, ...] = ()
+    size_b: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not MEMBER_NAME.match(self.name):
             raise ValueError(f"member name {self.name[:40]!r}: use a-z, 0-9, _ and - (<= 32)")
         for k in ("a", "b", "weight"):
             _finite(getattr(self, k), f"fusion member {self.name}.{k}")
+        edges, n = self.size_edges, len(self.size_edges)
+        if len(self.size_a) != (n + 1 if n else 0) or len(self.size_b) != len(self.size_a):
+            raise ValueError(
+                f"fusion member {self.name}: size_a and size_b need one value per size bin "
+                f"({n + 1 if n else 0} for {n} size_edges)"
+            )
+        if n > 16 or any(not math.isfinite(e) or e <= 0 for e in edges):
+            raise ValueError(f"fusion member {self.name}.size_edges: at most 16 positive numbers")
+        if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+            raise ValueError(f"fusion member {self.name}.size_edges must increase")
+        for k in ("size_a", "size_b"):
+            for v in getattr(self, k):
+                _finite(v, f"fusion member {self.name}.{k}")
 
 
 @dataclass(frozen=True)
