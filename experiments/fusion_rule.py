@@ -1,6 +1,6 @@
 """Choose the fused default's rule on val with members that never saw the scored source.
 
-    python experiments/fusion_rule.py work/default [--prepared work/prepared]
+    python experiments/fusion_rule.py work/default [--prepared work/prepared] [--size-edges 200,400]
 
 `unmask compose --rule auto` holds sources out of the FUSION fit only: its members were
 trained on every source, so on val the artifact member already knows each GAN source and
@@ -8,9 +8,11 @@ hides how the fusion behaves on a generator nobody trained on. Here, for every v
 with fakes, the artifact member is OUT/loso/artifact-S when it exists (trained without S;
 else OUT/artifact, which never trains on edited fakes) and the blend member is OUT/blend
 (never trains on any fake); calibration and fusion are fitted on the val rows of the other
-sources (`unmask.evaluation.compose.held_out_split`), and the AUC is measured on S. Prints the
-table and the rule with the higher mean; writes OUT/fusion_rule.json. Test rows are never
-read.
+sources (`unmask.evaluation.compose.held_out_split`), and the AUC is measured on S. With
+--size-edges, each rule is also tried with the artifact member calibrated per face size
+(`unmask compose --size-calibrate`), and the last two lines say the rule and whether size
+calibration earned its place ("size: yes|no"). Writes OUT/fusion_rule.json. Test rows are
+never read.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="the folder train_default.sh writes (OUT)")
     ap.add_argument("--prepared", default="work/prepared", help="manifest with a val split")
+    ap.add_argument("--size-edges", default="", help="also try the artifact member per size")
     args = ap.parse_args(argv)
 
     from unmask.data.manifest import read_manifest
     from unmask.errors import UnmaskError
     from unmask.evaluation.compose import fit_fusion, held_out_split
-    from unmask.evaluation.scoring import score_rows
+    from unmask.evaluation.scoring import row_box_sides, score_rows
     from unmask.inference.composite import fuse
     from unmask.inference.predictor import load_predictor
     from unmask.metrics import roc_auc
@@ -44,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     y = (df["label"] != "real").to_numpy().astype(int)
     src = df["source"].astype(str).to_numpy()
+    sides = np.array([np.nan if v is None else v for v in row_box_sides(df)], np.float64)
+    edges = tuple(float(v) for v in args.size_edges.split(",")) if args.size_edges else ()
+    variants = [(r, ()) for r in ("max", "logistic")]
+    variants += [(r, edges) for r in ("max", "logistic")] if edges else []
 
     def p_fake(folder: Path) -> np.ndarray:
         return 1.0 - np.asarray(score_rows(load_predictor(folder), df, progress=False))[:, 0]
@@ -56,20 +63,35 @@ def main(argv: list[str] | None = None) -> int:
         members = np.stack([art, blend], 1)
         fit, test = held_out_split(y, src, s)
         row = {"artifact": roc_auc(y[test], art[test]), "blend": roc_auc(y[test], blend[test])}
-        for rule in ("max", "logistic"):
-            fusion = fit_fusion(members[fit], y[fit], ["artifact", "blend"], rule)
-            row[rule] = roc_auc(y[test], fuse(members[test], fusion)[0])
+        for rule, e in variants:
+            names = ["artifact", "blend"]
+            fusion = fit_fusion(members[fit], y[fit], names, rule, sides[fit], [e] if e else [])
+            row[rule + ("+size" if e else "")] = roc_auc(
+                y[test], fuse(members[test], fusion, sides[test])[0]
+            )
         table[s] = row
-    cols = ["artifact", "blend", "max", "logistic"]
+    cols = ["artifact", "blend"] + [r + ("+size" if e else "") for r, e in variants]
     print(f"{'held-out source':18s}" + "".join(f"{c:>10s}" for c in cols))
     for s, row in table.items():
         print(f"{s:18s}" + "".join(f"{row[c]:10.3f}" for c in cols))
     means = {c: float(np.mean([r[c] for r in table.values()])) for c in cols}
     print(f"{'mean':18s}" + "".join(f"{means[c]:10.3f}" for c in cols))
-    best = max(("max", "logistic"), key=lambda r: (means[r], r == "max"))
-    print(f"rule: {best}")
+    # ties go to the simpler choice: max before logistic, no size calibration before size
+    best = max(cols[2:], key=lambda c: (means[c], c.startswith("max"), "+size" not in c))
+    rule, size = best.split("+")[0], "+size" in best
+    print(f"rule: {rule}")
+    print(f"size: {'yes' if size else 'no'}")
     (args.out / "fusion_rule.json").write_text(
-        json.dumps({"table": table, "mean": means, "rule": best}, indent=1) + "\n"
+        json.dumps(
+            {
+                "table": table,
+                "mean": means,
+                "rule": rule,
+                "size_edges": list(edges) if size else [],
+            },
+            indent=1,
+        )
+        + "\n"
     )
     return 0
 

@@ -10,7 +10,8 @@
 #                                       synthesised + simulated upsampling fakes
 #   blend     configs/blend-lite0.yaml  ImageNet EfficientNet-Lite0 on resized crops, real
 #                                       faces + their self-blends only (needs .[pretrained])
-# Fusion      `unmask compose` on the val split: Platt calibration per member, then max or
+# Fusion      `unmask compose` on the val split: Platt calibration per member (the artifact
+#             member per face size when that measures better), then max or
 #             logistic stacking, whichever experiments/fusion_rule.py finds better on val
 #             sources the members never saw (RULE=max|logistic skips it); threshold on val.
 # Measured    `unmask bench` on the test split: the fused model, each member and the
@@ -24,6 +25,10 @@ STEPS=${STEPS:-prepare artifact loso blend compose bench}
 GAN_SOURCES=${GAN_SOURCES:-celeba_gan generated_photos sdfd}
 # test rows scored per (source, label): a seeded sample, to fit 2 CPU cores (0: all)
 MAX=${MAX:-60}
+# face-size bins (crop-box side, px) of the artifact member's calibration: its training
+# balances classes within the same bins (configs/artifact.yaml data.tiles.scale_edges)
+SIZE_EDGES=${SIZE_EDGES:-200,400}
+MODEL_ID=${MODEL_ID:-unmask-default-fused-v2}
 # the model that shipped before this one (ResNet-10-T), kept outside the package to compare
 PREVIOUS=${PREVIOUS:-work/models/previous-default}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
@@ -49,18 +54,24 @@ if has blend; then
   unmask train configs/blend-lite0.yaml --set "data.manifest=$PREP/manifest.csv" -o "$OUT/blend"
 fi
 if has compose; then
-  # the rule: max or logistic, whichever has the higher mean AUC on val sources that the
-  # members never trained on (measured 2026-12-02: max 0.685, logistic 0.668)
-  RULE=${RULE:-$(python experiments/fusion_rule.py "$OUT" --prepared "$PREP" | tail -1 | cut -d' ' -f2)}
+  # the rule (max or logistic) and whether the artifact member is calibrated per face size
+  # (crop-box side cut at SIZE_EDGES): whichever has the higher mean AUC on val sources that
+  # the members never trained on (experiments/fusion_rule.py; RULE=... SIZED=yes|no skip it)
+  if [ -z "${RULE:-}" ] || [ -z "${SIZED:-}" ]; then
+    choice=$(python experiments/fusion_rule.py "$OUT" --prepared "$PREP" --size-edges "$SIZE_EDGES")
+    RULE=${RULE:-$(echo "$choice" | grep '^rule:' | cut -d' ' -f2)}
+    SIZED=${SIZED:-$(echo "$choice" | grep '^size:' | cut -d' ' -f2)}
+  fi
+  SIZE_FLAG=()
+  [ "$SIZED" = yes ] && SIZE_FLAG=(--size-calibrate "artifact=$SIZE_EDGES")
   rm -rf "$OUT/fused"
   unmask compose "$OUT/artifact" "$OUT/blend" --names artifact,blend --val "$PREP" \
-    --rule "$RULE" --id unmask-default-fused-v1 -o "$OUT/fused"
+    --rule "$RULE" "${SIZE_FLAG[@]}" --id "$MODEL_ID" -o "$OUT/fused"
   for s in $GAN_SOURCES; do
     [ -d "$OUT/loso/artifact-$s" ] || continue
     rm -rf "$OUT/loso/fused-$s"
     unmask compose "$OUT/loso/artifact-$s" "$OUT/blend" --names artifact,blend --val "$PREP" \
-      --rule "$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["fusion"]["rule"])' "$OUT/fused/model.json")" \
-      -o "$OUT/loso/fused-$s"
+      --rule "$RULE" "${SIZE_FLAG[@]}" -o "$OUT/loso/fused-$s"
   done
 fi
 if has bench; then

@@ -158,9 +158,14 @@ def test_eval_same_scores(prepared, tmp_path, capsys, ray_local):
     b = read_table(tmp_path / "r" / "scores.csv")
     assert len(a) == 2 * len(read_manifest(prepared["local"]))  # clean + noise
     assert sorted(set(a["perturbation"])) == ["noise:0.05", "none"]
-    assert a.drop(columns=[c for c in a.columns if "path" in c]).equals(
-        b.drop(columns=[c for c in b.columns if "path" in c])
-    )
+    a = a.drop(columns=[c for c in a.columns if "path" in c])
+    b = b.drop(columns=[c for c in b.columns if "path" in c])
+    # Same rows, labels and drivers; scores equal up to float summation order: a Ray actor
+    # runs torch on one thread, this process on two, and oneDNN's channels-last kernels
+    # split the sums by thread (differences ~1e-7 in P(fake)).
+    probs = [c for c in a.columns if c.startswith("p_")]
+    assert a.drop(columns=probs).equals(b.drop(columns=probs))
+    np.testing.assert_allclose(a[probs].to_numpy(float), b[probs].to_numpy(float), atol=1e-5)
 
 
 def _actor_pids(name: str) -> list[int]:
