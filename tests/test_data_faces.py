@@ -167,7 +167,7 @@ def test_native_stderr_silenced_only_on_first_run(monkeypatch):
         entered.append(1)
         yield
 
-    monkeypatch.setattr(faces, "_native_stderr_silenced", counting)
+    monkeypatch.setattr(faces, "native_stderr_silenced", counting)
     blank = np.full((64, 64, 3), 127, np.uint8)
     with FaceCropper(PreprocessSpec(crop_size=32), landmarks=True) as c:
         c.warm_up()

@@ -99,7 +99,12 @@ def run(args: argparse.Namespace) -> int:
 
     from unmask.errors import UnmaskError
     from unmask.inference.background import BackgroundPredictor
-    from unmask.inference.detect import JSON_SCHEMA_VERSION, detect_paths, expand_inputs
+    from unmask.inference.detect import (
+        JSON_SCHEMA_VERSION,
+        detect_paths,
+        expand_inputs,
+        quiet_openmp,
+    )
     from unmask.inference.report import (
         JsonWriter,
         TableWriter,
@@ -125,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, flag):
             ensure_writable_dir(getattr(args, flag), f"--{flag} folder")
     model_dir = Path(args.model) if args.model else default_model_dir()
+    quiet_openmp()  # before torch loads: its idle threads sleep while faces are found
     # model.json is read and checked now; the network loads in a thread while the first
     # files are decoded and their faces found (issue 13: ~2 s of start-up hidden)
     predictor = BackgroundPredictor(model_dir, device=args.device or "cpu")

@@ -164,7 +164,7 @@ _saved_stderr_fd: int | None = None
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced():
+def native_stderr_silenced():
     """MediaPipe/TFLite print INFO/WARNING lines from C++ straight to file descriptor 2
     when graphs are built and first run; Python-level settings cannot stop them. Point fd 2
     at /dev/null around those calls (reference-counted, so threads nest safely). This
@@ -243,7 +243,7 @@ class FaceCropper:
             _quiet_mediapipe()
             import mediapipe as mp
 
-            with _native_stderr_silenced():
+            with native_stderr_silenced():
                 det = mp.solutions.face_detection.FaceDetection(
                     model_selection=model_selection,
                     min_detection_confidence=float(self.spec.min_score),
@@ -256,7 +256,7 @@ class FaceCropper:
             _quiet_mediapipe()
             import mediapipe as mp
 
-            with _native_stderr_silenced():
+            with native_stderr_silenced():
                 self._mesh = mp.solutions.face_mesh.FaceMesh(
                     static_image_mode=True,
                     max_num_faces=1,
@@ -270,7 +270,7 @@ class FaceCropper:
             _quiet_mediapipe()
             import mediapipe as mp
 
-            with _native_stderr_silenced():
+            with native_stderr_silenced():
                 self._segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(
                     model_selection=0
                 )
@@ -281,7 +281,7 @@ class FaceCropper:
         (later runs print nothing)."""
         if id(graph) in self._ran:
             return graph.process(image)
-        with _native_stderr_silenced():
+        with native_stderr_silenced():
             result = graph.process(image)
         self._ran.add(id(graph))
         return result

@@ -68,8 +68,15 @@ class BackgroundPredictor:
         # collecting as they come is a quarter of the load's CPU, and freezing them keeps
         # later collections from walking them again.
         gc.disable()
+        # Importing torch beside MediaPipe threads can print a one-off kernel-registration
+        # warning and TFLite INFO lines straight to file descriptor 2; nothing else is
+        # printed while the model loads (the first batch waits for it), so it is silenced
+        # like MediaPipe's graph start-up (UNMASK_DEBUG=1 shows it).
+        from unmask.data.faces import native_stderr_silenced
+
         try:
-            pred = load_predictor(self.model_dir, device=device)
+            with native_stderr_silenced():
+                pred = load_predictor(self.model_dir, device=device)
             if pred.needs != self.needs:  # model.json and the built model must agree
                 raise UnmaskError(f"{self.model_dir}: the model's inputs differ from model.json")
             self._loaded = pred
