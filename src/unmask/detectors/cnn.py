@@ -16,7 +16,9 @@ baseline), `efficientnet_b0` and `timm` (any timm model: `create_detector("timm"
 backbone="convnext_atto")`; configs may also write `name: timm:convnext_atto`, see
 `build_cnn`). `pretrained=True` loads ImageNet weights from local files only
 (`unmask.detectors.pretrained`: tf_efficientnet_lite0/lite2 from the `unmask[pretrained]`
-extra); nothing is ever downloaded unless the user sets UNMASK_ALLOW_DOWNLOAD=1.
+extra); nothing is ever downloaded unless the user sets UNMASK_ALLOW_DOWNLOAD=1. Those two
+backbones are built by unmask itself (`unmask.detectors.efficientnet_lite`: timm's modules,
+weights and outputs, without importing timm), so scoring them starts faster.
 """
 
 from __future__ import annotations
