@@ -4,6 +4,8 @@ same, and a model that fails to load still stops the command in one line."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -66,3 +68,36 @@ def test_detect_with_a_model_that_fails_to_load_prints_one_line(tmp_path, capsys
     assert code != 0
     assert out == ""  # no table header, no partial output
     assert len(err.strip().splitlines()) == 1 and "unreadable weights" in err
+
+
+@pytest.mark.parametrize(("policy", "expect_limited"), [("PASSIVE", False), ("ACTIVE", True)])
+def test_torch_threads_beside_face_threads(monkeypatch, policy, expect_limited) -> None:
+    """Idle torch threads sleep under the passive policy, so torch keeps every core;
+    spinning (active) threads get only the cores the face threads leave, then restored."""
+    import torch
+
+    from unmask.inference import detect
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", policy)
+    monkeypatch.setattr(detect.os, "cpu_count", lambda: 4)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        threads = detect._ModelThreads(workers=3)
+        threads.limit()
+        assert torch.get_num_threads() == (1 if expect_limited else 4)
+        threads.restore()
+        assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_quiet_openmp_keeps_a_users_choice(monkeypatch) -> None:
+    from unmask.inference.detect import quiet_openmp
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    quiet_openmp()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    quiet_openmp()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
