@@ -28,7 +28,7 @@ MAX=${MAX:-60}
 # face-size bins (crop-box side, px) of the artifact member's calibration: its training
 # balances classes within the same bins (configs/artifact.yaml data.tiles.scale_edges)
 SIZE_EDGES=${SIZE_EDGES:-200,400}
-MODEL_ID=${MODEL_ID:-unmask-default-fused-v2}
+MODEL_ID=${MODEL_ID:-unmask-default-fused-v1}
 # the model that shipped before this one (ResNet-10-T), kept outside the package to compare
 PREVIOUS=${PREVIOUS:-work/models/previous-default}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
