@@ -389,21 +389,30 @@ def plot_bench(result: dict[str, Any], path: Path) -> None:
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):
         xs, vals, lo, hi = [], [], [], []
+        spec_x, spec = [], []  # real-only sources: 1 - false-positive rate, hatched
         for j, s in enumerate(sources):
             f = result["table"][name].get(s, {})
+            x = j + (i - (len(names) - 1) / 2) * width
             if f.get("auc") is None:
+                if f.get("fpr") is not None:
+                    spec_x.append(x)
+                    spec.append(1.0 - f["fpr"])
                 continue
             ci = f["auc_ci"] if f["auc_ci"] and None not in f["auc_ci"] else [f["auc"], f["auc"]]
-            xs.append(j + (i - (len(names) - 1) / 2) * width)
+            xs.append(x)
             vals.append(f["auc"])
             lo.append(max(f["auc"] - ci[0], 0))
             hi.append(max(ci[1] - f["auc"], 0))
-        ax.bar(xs, vals, width, yerr=[lo, hi], capsize=2, label=name)
+        ax.bar(xs, vals, width, yerr=[lo, hi], capsize=2, label=name, color=f"C{i}")
+        ax.bar(spec_x, spec, width, color=f"C{i}", alpha=0.5, hatch="//", edgecolor="white")
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax.set_xticks(range(len(sources)), sources, rotation=30, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("AUC (95% CI)")
-    ax.set_title(f"per-source AUC, {result['split']} split, {result['perturbation']}")
+    ax.set_title(
+        f"per-source AUC, {result['split']} split, {result['perturbation']} "
+        "(hatched: 1 - false-positive rate on sources with reals only)"
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
