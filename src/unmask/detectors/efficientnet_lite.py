@@ -65,23 +65,38 @@ class BatchNormAct2d(nn.BatchNorm2d):
         return self.act(super().forward(x))
 
 
-class DepthwiseSeparable(nn.Module):
-    def __init__(self, cin: int, cout: int, k: int, stride: int) -> None:
+class _Block(nn.Module):
+    """A block's branch, plus the input when shape allows (stride 1, same channels)."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()
+        self.skip = stride == 1 and cin == cout
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.branch(x)
+        return x + y if self.skip else y
+
+
+class DepthwiseSeparable(_Block):
+    # module names (and so state-dict keys) are timm's: conv_dw, bn1, conv_pw, bn2
+    def __init__(self, cin: int, cout: int, k: int, stride: int) -> None:
+        super().__init__(cin, cout, stride)
         self.conv_dw = conv(cin, cin, k, stride, groups=cin)
         self.bn1 = BatchNormAct2d(cin)
         self.conv_pw = conv(cin, cout, 1)
         self.bn2 = BatchNormAct2d(cout, act=False)
-        self.skip = stride == 1 and cin == cout
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.bn2(self.conv_pw(self.bn1(self.conv_dw(x))))
-        return x + y if self.skip else y
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv_pw(self.bn1(self.conv_dw(x))))
 
 
-class InvertedResidual(nn.Module):
+class InvertedResidual(_Block):
+    # timm's names: conv_pw (expand), bn1, conv_dw, bn2, conv_pwl (project), bn3
     def __init__(self, cin: int, cout: int, k: int, stride: int, expand: int) -> None:
-        super().__init__()
+        super().__init__(cin, cout, stride)
         mid = cin * expand
         self.conv_pw = conv(cin, mid, 1)
         self.bn1 = BatchNormAct2d(mid)
@@ -89,12 +104,10 @@ class InvertedResidual(nn.Module):
         self.bn2 = BatchNormAct2d(mid)
         self.conv_pwl = conv(mid, cout, 1)
         self.bn3 = BatchNormAct2d(cout, act=False)
-        self.skip = stride == 1 and cin == cout
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.bn1(self.conv_pw(x))
-        y = self.bn3(self.conv_pwl(self.bn2(self.conv_dw(y))))
-        return x + y if self.skip else y
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn2(self.conv_dw(self.bn1(self.conv_pw(x))))
+        return self.bn3(self.conv_pwl(y))
 
 
 class EfficientNetLite(nn.Module):
