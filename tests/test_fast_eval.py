@@ -117,3 +117,13 @@ def test_predictor_scores_with_the_fast_copy(tmp_path) -> None:
     with torch.inference_mode():
         want = torch.softmax(pred.model(pred.preprocess(crops)), 1).numpy()
     np.testing.assert_allclose(pred.predict_proba(crops), want, atol=1e-5)
+
+
+def test_the_shipped_members_score_with_folded_copies() -> None:
+    """A silent fall-back to the unfolded network would only show as a slower detect."""
+    from unmask.inference.predictor import load_predictor
+    from unmask.modelfile import default_model_dir
+
+    for name, member in load_predictor(default_model_dir()).members.items():
+        assert member.fast is not member.model, name
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in member.fast.modules()), name
