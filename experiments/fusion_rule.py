@@ -10,8 +10,8 @@ else OUT/artifact, which never trains on edited fakes) and the blend member is O
 (never trains on any fake); calibration and fusion are fitted on the val rows of the other
 sources (`unmask.evaluation.compose.held_out_split`), and the AUC is measured on S. With
 --size-edges, each rule is also tried with the artifact member calibrated per face size
-(`unmask compose --size-calibrate`), and the last two lines say the rule and whether size
-calibration earned its place ("size: yes|no"). Writes OUT/fusion_rule.json. Test rows are
+(`unmask compose --size-calibrate`, modes platt and abstain), and the last two lines say
+the rule and which size calibration earned its place ("size: no|platt|abstain"). Writes OUT/fusion_rule.json. Test rows are
 never read.
 """
 
@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     src = df["source"].astype(str).to_numpy()
     sides = np.array([np.nan if v is None else v for v in row_box_sides(df)], np.float64)
     edges = tuple(float(v) for v in args.size_edges.split(",")) if args.size_edges else ()
-    variants = [(r, ()) for r in ("max", "logistic")]
-    variants += [(r, edges) for r in ("max", "logistic")] if edges else []
+    variants = [(r, (), "") for r in ("max", "logistic")]
+    if edges:
+        variants += [(r, edges, m) for m in ("platt", "abstain") for r in ("max", "logistic")]
 
     def p_fake(folder: Path) -> np.ndarray:
         return 1.0 - np.asarray(score_rows(load_predictor(folder), df, progress=False))[:, 0]
@@ -63,30 +64,33 @@ def main(argv: list[str] | None = None) -> int:
         members = np.stack([art, blend], 1)
         fit, test = held_out_split(y, src, s)
         row = {"artifact": roc_auc(y[test], art[test]), "blend": roc_auc(y[test], blend[test])}
-        for rule, e in variants:
+        for rule, e, mode in variants:
             names = ["artifact", "blend"]
-            fusion = fit_fusion(members[fit], y[fit], names, rule, sides[fit], [e] if e else [])
-            row[rule + ("+size" if e else "")] = roc_auc(
+            fusion = fit_fusion(
+                members[fit], y[fit], names, rule, sides[fit], [e] if e else [], mode or "platt"
+            )
+            row[rule + (f"+{mode}" if e else "")] = roc_auc(
                 y[test], fuse(members[test], fusion, sides[test])[0]
             )
         table[s] = row
-    cols = ["artifact", "blend"] + [r + ("+size" if e else "") for r, e in variants]
-    print(f"{'held-out source':18s}" + "".join(f"{c:>10s}" for c in cols))
+    cols = ["artifact", "blend"] + [r + (f"+{m}" if e else "") for r, e, m in variants]
+    print(f"{'held-out source':18s}" + "".join(f"{c:>17s}" for c in cols))
     for s, row in table.items():
-        print(f"{s:18s}" + "".join(f"{row[c]:10.3f}" for c in cols))
+        print(f"{s:18s}" + "".join(f"{row[c]:17.3f}" for c in cols))
     means = {c: float(np.mean([r[c] for r in table.values()])) for c in cols}
-    print(f"{'mean':18s}" + "".join(f"{means[c]:10.3f}" for c in cols))
+    print(f"{'mean':18s}" + "".join(f"{means[c]:17.3f}" for c in cols))
     # ties go to the simpler choice: max before logistic, no size calibration before size
-    best = max(cols[2:], key=lambda c: (means[c], c.startswith("max"), "+size" not in c))
-    rule, size = best.split("+")[0], "+size" in best
+    best = max(cols[2:], key=lambda c: (means[c], c.startswith("max"), "+" not in c))
+    rule, _, size = best.partition("+")
     print(f"rule: {rule}")
-    print(f"size: {'yes' if size else 'no'}")
+    print(f"size: {size or 'no'}")
     (args.out / "fusion_rule.json").write_text(
         json.dumps(
             {
                 "table": table,
                 "mean": means,
                 "rule": rule,
+                "size_mode": size or None,
                 "size_edges": list(edges) if size else [],
             },
             indent=1,

@@ -56,14 +56,14 @@ fi
 if has compose; then
   # the rule (max or logistic) and whether the artifact member is calibrated per face size
   # (crop-box side cut at SIZE_EDGES): whichever has the higher mean AUC on val sources that
-  # the members never trained on (experiments/fusion_rule.py; RULE=... SIZED=yes|no skip it)
+  # the members never trained on (experiments/fusion_rule.py; RULE=... SIZED=no|platt|abstain skip it)
   if [ -z "${RULE:-}" ] || [ -z "${SIZED:-}" ]; then
     choice=$(python experiments/fusion_rule.py "$OUT" --prepared "$PREP" --size-edges "$SIZE_EDGES")
     RULE=${RULE:-$(echo "$choice" | grep '^rule:' | cut -d' ' -f2)}
     SIZED=${SIZED:-$(echo "$choice" | grep '^size:' | cut -d' ' -f2)}
   fi
   SIZE_FLAG=()
-  [ "$SIZED" = yes ] && SIZE_FLAG=(--size-calibrate "artifact=$SIZE_EDGES")
+  [ "$SIZED" != no ] && SIZE_FLAG=(--size-calibrate "artifact=$SIZE_EDGES" --size-mode "$SIZED")
   rm -rf "$OUT/fused"
   unmask compose "$OUT/artifact" "$OUT/blend" --names artifact,blend --val "$PREP" \
     --rule "$RULE" "${SIZE_FLAG[@]}" --id "$MODEL_ID" -o "$OUT/fused"

@@ -133,3 +133,39 @@ def test_size_calibrate_flag_parses() -> None:
     from unmask.commands.compose import parse_size_edges
 
     assert parse_size_edges("artifact=200,400") == ("artifact", (200.0, 400.0))
+
+
+def _informative_small_noisy_large(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n = 400
+    small_y = rng.integers(0, 2, n)
+    small_p = np.clip(0.5 + 0.35 * (2 * small_y - 1) + rng.normal(0, 0.1, n), 0.01, 0.99)
+    large_y = rng.integers(0, 2, n)
+    large_p = rng.uniform(0.4, 0.7, n)
+    p = np.concatenate([small_p, large_p])[:, None]
+    y = np.concatenate([small_y, large_y])
+    sides = np.concatenate([np.full(n, 100.0), np.full(n, 500.0)])
+    return p, y, sides
+
+
+@pytest.mark.parametrize(("rule", "silent_b"), [("max", -30.0), ("logistic", 0.0)])
+def test_abstain_silences_the_member_where_val_shows_no_evidence(rule, silent_b) -> None:
+    """Small faces: the member keeps its overall calibration. Large faces (P(fake) is
+    noise): slope 0 and a logit that never wins the max (-30) or adds nothing to the
+    stacking sum (0)."""
+    from unmask.evaluation.compose import ABSTAIN
+
+    p, y, sides = _informative_small_noisy_large()
+    fusion = fit_fusion(p, y, ["artifact"], rule, sides, [(300.0,)], "abstain")
+    (m,) = fusion.members
+    assert (m.size_a[0], m.size_b[0]) == (m.a, m.b)
+    assert m.size_a[1] == 0.0 and m.size_b[1] == silent_b
+    assert ABSTAIN == -silent_b or rule == "logistic"
+
+
+def test_unknown_size_mode_is_one_line() -> None:
+    from unmask.evaluation.compose import size_calibration
+
+    p, y, sides = _informative_small_noisy_large()
+    with pytest.raises(UnmaskError, match="platt, abstain"):
+        size_calibration(logit(p[:, 0]), y, sides, (300.0,), 1.0, 0.0, mode="median")

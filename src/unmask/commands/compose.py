@@ -42,6 +42,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="calibrate member NAME per face size, bins cut at EDGES (crop-box side, px, "
         "comma-separated, increasing), e.g. artifact=200,400 (repeatable)",
     )
+    p.add_argument(
+        "--size-mode",
+        choices=("platt", "abstain"),
+        default="platt",
+        help="per size bin: platt (its own calibration, classes balanced) or abstain (the "
+        "member's calibration where val shows evidence in the bin, silent elsewhere)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         model_id=args.id,
         size_edges=size_edges,
+        size_mode=args.size_mode,
     )
     from unmask.modelfile import read_saved_model
 

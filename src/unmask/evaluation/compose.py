@@ -36,6 +36,9 @@ from unmask.errors import UnmaskError
 RULES = ("max", "logistic", "auto")
 # Fewest val faces of each class in a size bin for its own calibration (else the member's).
 MIN_PER_CLASS = 20
+SIZE_MODES = ("platt", "abstain")
+# An abstaining member's calibrated logit under the max rule: P(fake) ~ 1e-13, never the max.
+ABSTAIN = 30.0
 # L2 strength of calibration and stacking (sklearn's default C): on a small or separable
 # val split an unregularised fit sends a, b and the weights to infinity.
 _C = 1.0
@@ -50,21 +53,38 @@ def _logreg(x: np.ndarray, y: np.ndarray, balanced: bool = False) -> tuple[np.nd
 
 
 def size_calibration(
-    z: np.ndarray, y: np.ndarray, sides: np.ndarray, edges: Sequence[float], a: float, b: float
+    z: np.ndarray,
+    y: np.ndarray,
+    sides: np.ndarray,
+    edges: Sequence[float],
+    a: float,
+    b: float,
+    mode: str = "platt",
+    rule: str = "max",
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Platt (a_k, b_k) per face-size bin (k = #{edges <= side}) of one member's logit `z`,
-    fitted with balanced class weights, so that a bin's share of fakes in val (large faces
-    are mostly synthesised in the shared data) never becomes evidence. A bin with fewer
-    than `MIN_PER_CLASS` faces of either class keeps the member's overall (a, b)."""
+    """(a_k, b_k) per face-size bin (k = #{edges <= side}) of one member's logit `z`.
+
+    "platt": Platt fitted in each bin with balanced class weights, so that a bin's share
+    of fakes in val (large faces are mostly synthesised in the shared data) never becomes
+    evidence. "abstain": the member keeps its overall (a, b) where val shows it separates
+    the classes in that bin (bootstrap 95% lower bound of the bin's AUC above 1/2) and is
+    silent elsewhere: z = -ABSTAIN under the max rule (never the maximum), 0 under
+    stacking (adds nothing). A bin with fewer than `MIN_PER_CLASS` faces of either class
+    keeps (a, b) in both modes."""
+    if mode not in SIZE_MODES:
+        raise UnmaskError(f"size calibration mode must be one of {', '.join(SIZE_MODES)}")
+    from unmask.metrics import bootstrap_ci, roc_auc
+
     bins = np.searchsorted(np.asarray(edges, dtype=np.float64), sides, "right")
     out_a, out_b = [], []
     for k in range(len(edges) + 1):
         in_bin = bins == k
-        if min((y[in_bin] == 0).sum(), (y[in_bin] == 1).sum()) < MIN_PER_CLASS:
-            out_a.append(float(a))
-            out_b.append(float(b))
-            continue
-        (ak,), bk = _logreg(z[in_bin, None], y[in_bin], balanced=True)
+        ak, bk = float(a), float(b)
+        if min((y[in_bin] == 0).sum(), (y[in_bin] == 1).sum()) >= MIN_PER_CLASS:
+            if mode == "platt":
+                (ak,), bk = _logreg(z[in_bin, None], y[in_bin], balanced=True)
+            elif bootstrap_ci(y[in_bin], z[in_bin], roc_auc, n_boot=200)[0] <= 0.5:
+                ak, bk = 0.0, (-ABSTAIN if rule == "max" else 0.0)
         out_a.append(float(ak))
         out_b.append(float(bk))
     return tuple(out_a), tuple(out_b)
@@ -77,10 +97,11 @@ def fit_fusion(
     rule: str,
     sides: np.ndarray | None = None,
     size_edges: Sequence[Sequence[float]] = (),
+    size_mode: str = "platt",
 ) -> Any:
     """(N, M) member P(fake) + labels -> a `Fusion` of `rule` ("max" or "logistic").
     `size_edges[i]` (non-empty) calibrates member i per face size on `sides` (crop-box
-    sides in native pixels)."""
+    sides in native pixels), as `size_mode` says (`size_calibration`)."""
     from unmask.inference.composite import logit
     from unmask.modelfile import Fusion, FusionMember
 
@@ -90,7 +111,8 @@ def fit_fusion(
         (a,), b = _logreg(z[:, None], y)
         edges = tuple(float(e) for e in size_edges[i]) if i < len(size_edges) else ()
         if edges and sides is not None:
-            sa, sb = size_calibration(z, y, np.asarray(sides, np.float64), edges, a, b)
+            sd = np.asarray(sides, np.float64)
+            sa, sb = size_calibration(z, y, sd, edges, a, b, size_mode, rule)
             members.append(
                 FusionMember(name=name, a=float(a), b=b, size_edges=edges, size_a=sa, size_b=sb)
             )
@@ -116,6 +138,7 @@ def cross_validated(
     seed: int = 0,
     sides: np.ndarray | None = None,
     size_edges: Sequence[Sequence[float]] = (),
+    size_mode: str = "platt",
 ):
     """Out-of-fold fused scores of `rule` on (p_fake, y): calibration and stacking refitted
     on the other folds each time. Returns (log-loss, AUC)."""
@@ -131,7 +154,7 @@ def cross_validated(
     names = [f"m{i}" for i in range(p_fake.shape[1])]
     sd = None if sides is None else np.asarray(sides, np.float64)
     for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(p_fake, y):
-        fusion = fit_fusion(p_fake[tr], y[tr], names, rule, _take(sd, tr), size_edges)
+        fusion = fit_fusion(p_fake[tr], y[tr], names, rule, _take(sd, tr), size_edges, size_mode)
         oof[te] = fuse(p_fake[te], fusion, _take(sd, te))[0]
     s = np.clip(oof, 1e-7, 1 - 1e-7)
     loss = float(-np.mean(y * np.log(s) + (1 - y) * np.log(1 - s)))
@@ -157,6 +180,7 @@ def held_out_source_aucs(
     rule: str,
     sides: np.ndarray | None = None,
     size_edges: Sequence[Sequence[float]] = (),
+    size_mode: str = "platt",
 ) -> dict[str, float]:
     """Leave-one-source-out on val: for every source S with fakes, calibration and fusion
     fitted without S, then the AUC on S (S's fakes vs S's reals; a source with fakes only
@@ -170,7 +194,8 @@ def held_out_source_aucs(
         fit, test = held_out_split(y, sources, s)
         if not 0 < y[fit].sum() < fit.sum() or not 0 < y[test].sum() < test.sum():
             continue
-        fusion = fit_fusion(p_fake[fit], y[fit], names, rule, _take(sides, fit), size_edges)
+        fit_sides = _take(sides, fit)
+        fusion = fit_fusion(p_fake[fit], y[fit], names, rule, fit_sides, size_edges, size_mode)
         out[str(s)] = roc_auc(y[test], fuse(p_fake[test], fusion, _take(sides, test))[0])
     return out
 
@@ -181,13 +206,14 @@ def choose_rule(
     sources: np.ndarray | None = None,
     sides: np.ndarray | None = None,
     size_edges: Sequence[Sequence[float]] = (),
+    size_mode: str = "platt",
 ) -> tuple[str, dict[str, Any]]:
     """ "auto". With two or more sources holding fakes: the rule with the higher mean
     held-out-source AUC on val (`held_out_source_aucs`), which is what a default model is
     for: sources it never saw. Otherwise (or on a tie): the lower 5-fold cross-validated
     log-loss, then the higher cross-validated AUC, then "max"."""
     cv = {
-        r: cross_validated(p_fake, y, r, sides=sides, size_edges=size_edges)
+        r: cross_validated(p_fake, y, r, sides=sides, size_edges=size_edges, size_mode=size_mode)
         for r in ("max", "logistic")
     }
     record: dict[str, Any] = {
@@ -197,7 +223,7 @@ def choose_rule(
     if sources is not None:
         for r in ("max", "logistic"):
             per = held_out_source_aucs(
-                p_fake, y, np.asarray(sources).astype(str), r, sides, size_edges
+                p_fake, y, np.asarray(sources).astype(str), r, sides, size_edges, size_mode
             )
             record[r]["held_out_source_auc"] = per
             loso_mean[r] = float(np.mean(list(per.values()))) if len(per) >= 2 else 0.0
@@ -248,6 +274,7 @@ def compose_models(
     progress: bool = True,
     model_id: str = "",
     size_edges: dict[str, Sequence[float]] | None = None,
+    size_mode: str = "platt",
 ) -> Path:
     from unmask.data.manifest import read_manifest
     from unmask.evaluation.scoring import score_rows
@@ -275,6 +302,8 @@ def compose_models(
                 f"{d}: its preprocessing differs from {dirs[0]}'s; members of a composite "
                 "share one face finder and crop box (train them on the same prepared data)"
             )
+    if size_mode not in SIZE_MODES:
+        raise UnmaskError(f"--size-mode must be one of {', '.join(SIZE_MODES)}")
     size_edges = dict(size_edges or {})
     unknown = sorted(set(size_edges) - set(names))
     if unknown:
@@ -299,10 +328,12 @@ def compose_models(
     choice: dict[str, Any] = {"requested": rule}
     if rule == "auto":
         sources = df["source"].astype(str).to_numpy() if "source" in df.columns else None
-        rule, record = choose_rule(p_fake, y, sources, sides, per_member)
+        rule, record = choose_rule(p_fake, y, sources, sides, per_member, size_mode)
         choice.update(record)
     choice["chosen"] = rule
-    fusion = fit_fusion(p_fake, y, names, rule, sides, per_member)
+    if any(per_member):
+        choice["size_calibration"] = {"mode": size_mode, "edges": size_edges}
+    fusion = fit_fusion(p_fake, y, names, rule, sides, per_member, size_mode)
     score, _ = fuse(p_fake, fusion, sides)
     threshold, threshold_rule = best_threshold(y, score)
     val = binary_report(y, score, threshold, n_boot=200)
