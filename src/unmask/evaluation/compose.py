@@ -7,8 +7,10 @@
    or native-pixel tiles cut from the row's original), giving P_i(fake);
 2. per member, Platt calibration on its logit: z_i = a_i * logit(P_i) + b_i (logistic
    regression of the fake label on logit(P_i), L2 C=1, fitted on val); with
-   `size_edges={name: [200, 400]}`, that member also per face-size bin (crop-box side in
-   native pixels), class-balanced, where val has enough of each class in the bin;
+   `size_edges={name: [200, 400]}`, that member per face-size bin too (crop-box side in
+   native pixels; `size_calibration`: its own class-balanced fit, or silent where val shows
+   no evidence). On the shared data both measured worse on held-out sources (issue 13);
+   the default does not use them;
 3. the fusion rule: "max" (score = max_i sigmoid(z_i)) or "logistic" (stacking: logistic
    regression on the z_i, weights + bias, fitted on val). "auto" picks the rule with the
    higher mean AUC on val sources held out of the fit (leave-one-source-out: a default
