@@ -79,6 +79,7 @@ def test_torch_threads_beside_face_threads(monkeypatch, policy, expect_limited) 
     from unmask.inference import detect
 
     monkeypatch.setenv("OMP_WAIT_POLICY", policy)
+    monkeypatch.setattr(detect, "_PASSIVE_SET_BEFORE_TORCH", None)  # as the env says
     monkeypatch.setattr(detect.os, "cpu_count", lambda: 4)
     before = torch.get_num_threads()
     try:
@@ -92,12 +93,24 @@ def test_torch_threads_beside_face_threads(monkeypatch, policy, expect_limited) 
         torch.set_num_threads(before)
 
 
-def test_quiet_openmp_keeps_a_users_choice(monkeypatch) -> None:
-    from unmask.inference.detect import quiet_openmp
+def test_quiet_openmp_keeps_a_users_choice_and_knows_when_it_is_too_late(monkeypatch) -> None:
+    """Before torch loads: the policy is set unless the user chose one. After (this test
+    process has torch): nothing is set, and torch's threads are still limited."""
+    import sys
 
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    quiet_openmp()
-    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    from unmask.inference import detect
+
+    monkeypatch.setattr(detect, "_PASSIVE_SET_BEFORE_TORCH", None)
+    torch_module = sys.modules.pop("torch")
+    try:
+        monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+        detect.quiet_openmp()
+        assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE" and not detect._passive_openmp()
+        monkeypatch.delenv("OMP_WAIT_POLICY")
+        detect.quiet_openmp()
+        assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE" and detect._passive_openmp()
+    finally:
+        sys.modules["torch"] = torch_module
     monkeypatch.delenv("OMP_WAIT_POLICY")
-    quiet_openmp()
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    detect.quiet_openmp()  # torch already loaded: too late to matter
+    assert "OMP_WAIT_POLICY" not in os.environ and not detect._passive_openmp()

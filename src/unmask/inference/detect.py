@@ -410,7 +410,7 @@ class _ModelThreads:
         torch = sys.modules.get("torch")  # only a torch model has loaded it; never import it
         if self.before is not None or torch is None or self.workers <= 1:
             return
-        if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
+        if _passive_openmp():
             return  # idle torch threads sleep: leave torch every core
         self.before = torch.get_num_threads()
         torch.set_num_threads(max(1, min(self.before, (os.cpu_count() or 1) - self.workers)))
@@ -421,11 +421,28 @@ class _ModelThreads:
             self.before = None
 
 
+_PASSIVE_SET_BEFORE_TORCH: bool | None = None  # what quiet_openmp() found; None: not called
+
+
 def quiet_openmp() -> None:
     """OpenMP's passive wait policy for this process (unless the user chose one): torch's
-    idle threads then sleep instead of spinning on cores the face threads need. Must run
-    before torch is imported (OpenMP reads it once, when it loads)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    idle threads then sleep instead of spinning on cores the face threads need. OpenMP
+    reads it once, when torch loads: called later (torch already imported, as in a test
+    process), it changes nothing and says so to `_ModelThreads`."""
+    global _PASSIVE_SET_BEFORE_TORCH
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        _PASSIVE_SET_BEFORE_TORCH = os.environ["OMP_WAIT_POLICY"].upper() == "PASSIVE"
+    else:
+        _PASSIVE_SET_BEFORE_TORCH = False
+
+
+def _passive_openmp() -> bool:
+    """Whether torch's OpenMP threads sleep when idle: as `quiet_openmp` found it, else
+    (a library caller) as the environment says."""
+    if _PASSIVE_SET_BEFORE_TORCH is not None:
+        return _PASSIVE_SET_BEFORE_TORCH
+    return os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
 
 
 def score_block(
