@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from unmask.inference.saved_model import default_model_dir
 
+    quiet_openmp()  # before anything loads torch: its idle threads sleep while faces are found
     if args.frames < 1 or args.every < 0:
         raise UnmaskError("--frames must be >= 1 and --every >= 0")
     if args.batch_size < 1 or (args.workers is not None and args.workers < 1):
@@ -130,7 +131,6 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, flag):
             ensure_writable_dir(getattr(args, flag), f"--{flag} folder")
     model_dir = Path(args.model) if args.model else default_model_dir()
-    quiet_openmp()  # before torch loads: its idle threads sleep while faces are found
     # model.json is read and checked now; the network loads in a thread while the first
     # files are decoded and their faces found (issue 13: ~2 s of start-up hidden)
     predictor = BackgroundPredictor(model_dir, device=args.device or "cpu")
