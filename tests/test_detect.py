@@ -158,10 +158,17 @@ def test_bad_model_folder_is_one_line(tmp_path, capsys):
 
 
 def test_explain_writes_heatmaps(inputs, tmp_path, capsys):
+    """The shipped model is a composite: one Grad-CAM per member, in DIR/<member>/ (as
+    `unmask explain` writes them), not a spectrum plot without class profiles."""
+    from unmask.inference.predictor import load_predictor
+    from unmask.modelfile import default_model_dir
+
     code = main(["detect", "-q", "--workers", "1", "--explain", str(tmp_path), str(inputs["one"])])
     capsys.readouterr()
     assert code == 0
-    pngs = list(tmp_path.glob("*.png"))
-    assert len(pngs) == 1
-    img = np.asarray(Image.open(pngs[0]))
-    assert img.std() > 5
+    members = sorted(load_predictor(default_model_dir()).members)
+    pngs = sorted(tmp_path.rglob("*.png"))
+    assert [p.parent.name for p in pngs] == members
+    for p in pngs:
+        assert "gradcam" in p.name
+        assert np.asarray(Image.open(p)).std() > 5

@@ -40,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--explain",
         metavar="DIR",
-        help="write a Grad-CAM overlay (CNN) or spectrum plot (classical) per face",
+        help="write a Grad-CAM overlay (CNN) or spectrum plot (classical) per face; a "
+        "composite's members each in DIR/<member>/",
     )
     p.add_argument("--timeline", metavar="DIR", help="write a PNG of scores per frame per video")
     p.add_argument(
@@ -223,9 +224,9 @@ def run(args: argparse.Namespace) -> int:
 
                 annotate_file(res, predictor.threshold, Path(args.annotate))
             if args.explain and res.status == "ok" and res.faces:
-                from unmask.inference.explain import explain_result
+                from unmask.inference.explain import explain_all
 
-                explain_result(res, predictor, Path(args.explain))
+                explain_all(res, predictor, Path(args.explain))
             if args.timeline and res.kind == "video" and res.faces:
                 from unmask.inference.render import plot_timeline
 

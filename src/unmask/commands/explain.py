@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from unmask.errors import UnmaskError
     from unmask.inference.detect import detect_paths, expand_inputs
     from unmask.inference.device import check_device
-    from unmask.inference.explain import explain_result
+    from unmask.inference.explain import explain_all
     from unmask.inference.predictor import load_predictor
     from unmask.inference.saved_model import default_model_dir
 
@@ -41,10 +41,6 @@ def run(args: argparse.Namespace) -> int:
     device = check_device(args.device)
     out = ensure_writable_dir(args.out)  # before the work, not after it
     predictor = load_predictor(args.model or default_model_dir(), device=device)
-    # A composite is explained member by member (out/<member>/): each CNN member's Grad-CAM
-    # on the face, each classical member's spectrum.
-    composite = predictor.meta["kind"] == "composite"
-    parts = list(predictor.members.items()) if composite else [("", predictor)]
     n_written = n_err = 0
     for res in detect_paths(
         list(expand_inputs(args.paths)), predictor, frames=args.frames, workers=1, keep_crops=True
@@ -57,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
         if not res.faces:
             print(f"{res.file}: no face found")
             continue
-        for name, part in parts:
-            for path in explain_result(res, part, out / name, method=args.method):
-                n_written += 1
-                print(path)
+        # a composite member by member (out/<member>/)
+        for path in explain_all(res, predictor, out, method=args.method):
+            n_written += 1
+            print(path)
     print(f"{n_written} heatmap image(s) written to {out}")
     return 0 if n_written or not n_err else 1

@@ -87,3 +87,14 @@ def explain_result(res, predictor, out_dir: Path, method: str = "gradcam") -> li
             )
         written.append(path)
     return written
+
+
+def explain_all(res, predictor, out_dir: Path, method: str = "gradcam") -> list[Path]:
+    """`explain_result` for any model: a composite member by member, into out_dir/<member>/
+    (each CNN member's Grad-CAM on the face, each classical member's spectrum)."""
+    if predictor.meta.get("kind") != "composite":
+        return explain_result(res, predictor, out_dir, method)
+    written: list[Path] = []
+    for name, member in predictor.members.items():
+        written += explain_result(res, member, out_dir / name, method)
+    return written
