@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     y = (df["label"] != "real").to_numpy().astype(int)
     src = df["source"].astype(str).to_numpy()
-    sides = np.array([np.nan if v is None else v for v in row_box_sides(df)], np.float64)
+    sides = row_box_sides(df)
     edges = tuple(float(v) for v in args.size_edges.split(",")) if args.size_edges else ()
     variants = [(r, (), "") for r in ("max", "logistic")]
     if edges:

@@ -81,6 +81,7 @@ def embedding_model_dir(model_dir, name: str | None):
     `name`, or the first that scores resized face crops (their penultimate features
     describe the face; a tile member's describe pixels). Decided from model.json alone."""
     from unmask.errors import UnmaskError
+    from unmask.inference.predictor import saved_needs
     from unmask.modelfile import member_dir, read_saved_model
 
     saved = read_saved_model(model_dir)
@@ -91,5 +92,5 @@ def embedding_model_dir(model_dir, name: str | None):
     names = [m.name for m in saved.fusion.members]
     if name is not None and name not in names:
         raise UnmaskError(f"--member {name!r}: {model_dir} has members {', '.join(names)}")
-    crops = [n for n in names if read_saved_model(member_dir(model_dir, n)).input.tiles is None]
+    crops = [n for n in names if not saved_needs(member_dir(model_dir, n)).tiles]
     return member_dir(model_dir, name or (crops or names)[0])

@@ -315,7 +315,7 @@ def compose_models(
     y = (df["label"] != "real").to_numpy().astype(np.int64)
     from unmask.evaluation.scoring import row_box_sides
 
-    sides = np.array([np.nan if v is None else v for v in row_box_sides(df)], np.float64)
+    sides = row_box_sides(df)
     if any(per_member) and not np.isfinite(sides).all():
         raise UnmaskError(f"{val_manifest}: face-size calibration needs every val row's box")
     if not 0 < y.sum() < len(y):

@@ -43,13 +43,12 @@ def row_landmarks(df: Any) -> list[np.ndarray | None]:
     ]
 
 
-def row_box_sides(df: Any) -> list[float | None]:
-    """Each row's square crop-box side in the original's pixels (None without box columns):
-    what `detect` gives a composite for face-size calibration."""
+def row_box_sides(df: Any) -> np.ndarray:
+    """(N,) each row's square crop-box side in the original's pixels, NaN where unknown (no
+    box columns): what `detect` gives a composite for face-size calibration."""
     if not {"box_x0", "box_x1"} <= set(df.columns):
-        return [None] * len(df)
-    side = df["box_x1"].astype(float) - df["box_x0"].astype(float)
-    return [float(v) if np.isfinite(v) else None for v in side]
+        return np.full(len(df), np.nan)
+    return (df["box_x1"].astype(float) - df["box_x0"].astype(float)).to_numpy(np.float64)
 
 
 def original_path(row: Any, manifest_dir: Path | None) -> Path:
@@ -138,7 +137,7 @@ def score_row_faces(
         part = df.iloc[i : i + batch_size]
         tiles = row_tiles(part, specs, perturbation, seed + i) if specs else [{}] * len(part)
         faces = [
-            FaceInput(apply(c, perturbation, seed + i + j), lm, t, side)
+            FaceInput(apply(c, perturbation, seed + i + j), lm, t, None if np.isnan(side) else side)
             for j, (c, lm, t, side) in enumerate(
                 zip(
                     crops[i : i + batch_size],

@@ -25,24 +25,14 @@ from typing import Any
 import numpy as np
 
 from unmask.errors import UnmaskError
-from unmask.inference.predictor import FaceInput, InputNeeds, Predictor, Scores, load_predictor
-from unmask.modelfile import SavedModel, member_dir, model_to_json, read_saved_model
-
-
-def saved_needs(model_dir: str | Path, saved: SavedModel) -> InputNeeds:
-    """What a saved model reads besides the crop, from model.json alone (members' too)."""
-    if saved.kind == "torch":
-        assert saved.input is not None  # schema: torch models have an input section
-        tiles = (saved.input.tiles,) if saved.input.tiles is not None else ()
-        return InputNeeds(bool(saved.input.landmarks), tiles)
-    if saved.kind == "composite":
-        assert saved.fusion is not None  # schema: composites have a fusion section
-        needs = InputNeeds()
-        for m in saved.fusion.members:
-            d = member_dir(model_dir, m.name)
-            needs = needs | saved_needs(d, read_saved_model(d))
-        return needs
-    return InputNeeds()  # classical models read the crop only
+from unmask.inference.predictor import (
+    FaceInput,
+    Predictor,
+    Scores,
+    load_predictor,
+    saved_needs,
+)
+from unmask.modelfile import model_to_json, read_saved_model
 
 
 class BackgroundPredictor:

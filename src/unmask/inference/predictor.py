@@ -100,6 +100,25 @@ def faces_from(
     return [FaceInput(c, lm) for c, lm in zip(crops, landmarks, strict=True)]
 
 
+def saved_needs(model_dir: str | Path, saved: Any = None) -> InputNeeds:
+    """What a saved model reads besides the crop, from model.json alone (members' too);
+    `saved`: its already-read SavedModel, if at hand."""
+    from unmask.modelfile import member_dir, read_saved_model
+
+    saved = saved if saved is not None else read_saved_model(model_dir)
+    if saved.kind == "torch":
+        assert saved.input is not None  # schema: torch models have an input section
+        tiles = (saved.input.tiles,) if saved.input.tiles is not None else ()
+        return InputNeeds(bool(saved.input.landmarks), tiles)
+    if saved.kind == "composite":
+        assert saved.fusion is not None  # schema: composites have a fusion section
+        needs = InputNeeds()
+        for m in saved.fusion.members:
+            needs = needs | saved_needs(member_dir(model_dir, m.name))
+        return needs
+    return InputNeeds()  # classical models read the crop only
+
+
 def p_fake(proba: np.ndarray) -> np.ndarray:
     """P(fake) = 1 - P(real): the score every binary metric and verdict uses."""
     return 1.0 - np.asarray(proba)[:, 0]
