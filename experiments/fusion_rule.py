@@ -11,8 +11,14 @@ else OUT/artifact, which never trains on edited fakes) and the blend member is O
 sources (`unmask.evaluation.compose.held_out_split`), and the AUC is measured on S. With
 --size-edges, each rule is also tried with the artifact member calibrated per face size
 (`unmask compose --size-calibrate`, modes platt and abstain), and the last two lines say
-the rule and which size calibration earned its place ("size: no|platt|abstain"). Writes OUT/fusion_rule.json. Test rows are
-never read.
+the rule and which size calibration earned its place ("size: no|platt|abstain").
+
+Two AUCs per held-out source: plain, and size-matched (for a source with fakes only, the
+reals weighted to the fakes' face sizes, as `unmask bench` reports it). The choice is made on
+the size-matched mean (`--criterion plain` for the other): the shared GAN sources hold
+larger faces than most reals, so the plain AUC rewards a rule for flagging large faces,
+which is what size calibration is there to stop. Writes OUT/fusion_rule.json. Test rows
+are never read.
 """
 
 from __future__ import annotations
@@ -30,10 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path, help="the folder train_default.sh writes (OUT)")
     ap.add_argument("--prepared", default="work/prepared", help="manifest with a val split")
     ap.add_argument("--size-edges", default="", help="also try the artifact member per size")
+    ap.add_argument("--criterion", choices=("matched", "plain"), default="matched")
     args = ap.parse_args(argv)
 
     from unmask.data.manifest import read_manifest
     from unmask.errors import UnmaskError
+    from unmask.evaluation.bench import size_matched
     from unmask.evaluation.compose import fit_fusion, held_out_split
     from unmask.evaluation.scoring import row_box_sides, score_rows
     from unmask.inference.composite import fuse
@@ -58,37 +66,56 @@ def main(argv: list[str] | None = None) -> int:
 
     blend, art_all = p_fake(args.out / "blend"), p_fake(args.out / "artifact")
     table: dict[str, dict[str, float]] = {}
+    matched: dict[str, dict[str, float]] = {}
+
+    def aucs(rows: np.ndarray, p: np.ndarray, fake_only: bool) -> tuple[float, float]:
+        plain = roc_auc(y[rows], p[rows])
+        if not fake_only:
+            return plain, plain
+        m = size_matched(y[rows], p[rows], sides[rows])["auc_size_matched"]
+        return plain, (float("nan") if m is None else m)
+
     for s in sorted(set(src[y == 1])):
         held = args.out / "loso" / f"artifact-{s}"
         art = p_fake(held) if (held / "model.json").is_file() else art_all
         members = np.stack([art, blend], 1)
         fit, test = held_out_split(y, src, s)
-        row = {"artifact": roc_auc(y[test], art[test]), "blend": roc_auc(y[test], blend[test])}
+        fake_only = not ((src == s) & (y == 0)).any()
+        row, mrow = {}, {}
+        scores = {"artifact": art, "blend": blend}
         for rule, e, mode in variants:
             names = ["artifact", "blend"]
             fusion = fit_fusion(
                 members[fit], y[fit], names, rule, sides[fit], [e] if e else [], mode or "platt"
             )
-            row[rule + (f"+{mode}" if e else "")] = roc_auc(
-                y[test], fuse(members[test], fusion, sides[test])[0]
-            )
-        table[s] = row
+            p = np.zeros(len(y))
+            p[test] = fuse(members[test], fusion, sides[test])[0]
+            scores[rule + (f"+{mode}" if e else "")] = p
+        for name, p in scores.items():
+            row[name], mrow[name] = aucs(test, p, fake_only)
+        table[s], matched[s] = row, mrow
     cols = ["artifact", "blend"] + [r + (f"+{m}" if e else "") for r, e, m in variants]
-    print(f"{'held-out source':18s}" + "".join(f"{c:>17s}" for c in cols))
-    for s, row in table.items():
-        print(f"{s:18s}" + "".join(f"{row[c]:17.3f}" for c in cols))
     means = {c: float(np.mean([r[c] for r in table.values()])) for c in cols}
-    print(f"{'mean':18s}" + "".join(f"{means[c]:17.3f}" for c in cols))
+    mmeans = {c: float(np.nanmean([r[c] for r in matched.values()])) for c in cols}
+    for title, t, mean in (("AUC", table, means), ("size-matched AUC", matched, mmeans)):
+        print(f"{title}\n{'held-out source':18s}" + "".join(f"{c:>17s}" for c in cols))
+        for s, row in t.items():
+            print(f"{s:18s}" + "".join(f"{row[c]:17.3f}" for c in cols))
+        print(f"{'mean':18s}" + "".join(f"{mean[c]:17.3f}" for c in cols))
+    crit = mmeans if args.criterion == "matched" else means
     # ties go to the simpler choice: max before logistic, no size calibration before size
-    best = max(cols[2:], key=lambda c: (means[c], c.startswith("max"), "+" not in c))
+    best = max(cols[2:], key=lambda c: (crit[c], c.startswith("max"), "+" not in c))
     rule, _, size = best.partition("+")
     print(f"rule: {rule}")
     print(f"size: {size or 'no'}")
     (args.out / "fusion_rule.json").write_text(
         json.dumps(
             {
+                "criterion": args.criterion,
                 "table": table,
                 "mean": means,
+                "table_size_matched": matched,
+                "mean_size_matched": mmeans,
                 "rule": rule,
                 "size_mode": size or None,
                 "size_edges": list(edges) if size else [],

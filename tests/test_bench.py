@@ -156,3 +156,33 @@ def test_breakdowns_by_method_and_video_hand_made():
     # still images and a single fake method: no breakdown
     still = df.assign(frame=-1, method="one")
     assert breakdowns(still, own, sel, y, score, 0.5) == {}
+
+
+def test_bench_size_matched_auc_of_fakes_only_sources(bench_setup, tmp_path):
+    from unmask.evaluation.bench import BenchModel, bench
+
+    root, man, m1, combo = bench_setup
+    res = bench([BenchModel("single", str(m1))], man, tmp_path, n_boot=0, progress=False)
+    assert res["table"]["single"]["b"]["auc_size_matched"] is None  # no crop boxes
+    boxed = man.parent / "boxed.csv"
+    pd.read_csv(man).assign(box_x0=0, box_y0=0, box_x1=64, box_y1=64).to_csv(boxed, index=False)
+    res = bench([BenchModel("single", str(m1))], boxed, tmp_path, n_boot=0, progress=False)
+    a, b = res["table"]["single"]["a"], res["table"]["single"]["b"]
+    assert "auc_size_matched" not in a  # a source with both classes is already its own match
+    # every face of the tiny manifest has the same size: matching changes nothing
+    assert b["size_matched_cover"] == 1.0
+    assert b["auc_size_matched"] == pytest.approx(b["auc"])
+    assert "size-matched" in (tmp_path / "bench.md").read_text()
+
+
+def test_size_matched_hand_made():
+    from unmask.evaluation.bench import size_matched
+
+    # reals: half small, half large; fakes: large; the score is the face size
+    side = np.array([100.0] * 4 + [400.0] * 4 + [400.0] * 4 + [3000.0])
+    y = np.array([0] * 8 + [1] * 5)
+    got = size_matched(y, side / 1000.0, side)
+    assert got["auc_size_matched"] == pytest.approx(0.5)  # the 3000 px fake has no reals near
+    assert got["size_matched_cover"] == pytest.approx(4 / 5)
+    unknown = size_matched(y, side, np.full(13, np.nan))
+    assert unknown == {"auc_size_matched": None, "size_matched_cover": None}

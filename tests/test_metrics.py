@@ -131,3 +131,53 @@ def test_best_threshold_maximises_balanced_accuracy():
     grid = [M.balanced_accuracy(y, (s >= u).astype(int)) for u in np.linspace(0, 1, 101)]
     assert ba == pytest.approx(max(grid))
     assert M.best_threshold([1, 1], [0.2, 0.3])[0] == 0.5
+
+
+def test_weighted_auc_with_unit_weights_is_the_auc():
+    from unmask.metrics import weighted_roc_auc
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    s = np.round(rng.normal(size=200) + y, 1)  # rounded: ties on purpose
+    assert weighted_roc_auc(y, s, np.ones(200)) == pytest.approx(M.roc_auc(y, s), abs=1e-12)
+
+
+def test_weighted_auc_weight_two_counts_a_sample_twice():
+    from unmask.metrics import weighted_roc_auc
+
+    y = np.array([1, 1, 0, 0, 0])
+    s = np.array([0.9, 0.3, 0.5, 0.3, 0.1])
+    w = np.array([1, 2, 1, 1, 3])
+    rep = np.repeat(np.arange(5), w)
+    assert weighted_roc_auc(y, s, w) == pytest.approx(M.roc_auc(y[rep], s[rep]), abs=1e-12)
+    assert np.isnan(weighted_roc_auc(y, s, [1, 1, 0, 0, 0]))
+    with pytest.raises(ValueError):
+        weighted_roc_auc(y, s, [1, 1, -1, 1, 1])
+
+
+def test_matching_weights_give_the_target_distribution():
+    from unmask.metrics import matching_weights
+
+    values = np.array([100, 100, 400, 400, 400, 400.0])
+    w, covered = matching_weights(values, [100, 400, 3000.0])
+    # bins of 100 and 400 each hold half of the covered target; 3000 has no value near it
+    assert covered.tolist() == [True, True, False]
+    assert w.tolist() == pytest.approx([1.5, 1.5, 0.75, 0.75, 0.75, 0.75])
+    with pytest.raises(ValueError):
+        matching_weights([0.0, 1.0], [1.0])
+
+
+def test_size_matched_auc_removes_a_size_shortcut():
+    """A score that only measures face size looks good when large fakes meet mostly small
+    reals, and is at chance once the reals are matched to the fakes' sizes."""
+    from unmask.metrics import matching_weights, weighted_roc_auc
+
+    real_side = np.array([100.0] * 50 + [400.0] * 50)
+    fake_side = np.full(50, 400.0)
+    side = np.concatenate([real_side, fake_side])
+    y = np.r_[np.zeros(100), np.ones(50)].astype(int)
+    score = side / 1000.0
+    assert M.roc_auc(y, score) == pytest.approx(0.75)
+    w, covered = matching_weights(real_side, fake_side)
+    assert covered.all()
+    assert weighted_roc_auc(y, score, np.r_[w, np.ones(50)]) == pytest.approx(0.5)

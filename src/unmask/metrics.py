@@ -348,3 +348,49 @@ def expected_calibration_error(y_true: Any, y_prob: Any, bins: int = 10) -> floa
         if m.any():
             total += m.mean() * abs(y[m].mean() - p[m].mean())
     return float(total)
+
+
+def weighted_roc_auc(y_true: Any, y_score: Any, weight: Any) -> float:
+    """ROC AUC with a weight per sample (ties count 1/2): the weighted share of
+    (positive, negative) pairs ranked right, each pair weighing w_pos * w_neg. Equals
+    `roc_auc` with unit weights. NaN when either class has no weight."""
+    y, s = _check_binary(y_true, y_score)
+    w = np.asarray(weight, dtype=np.float64).ravel()
+    if w.shape != y.shape or not np.all(np.isfinite(w)) or (w < 0).any():
+        raise ValueError("weight must be finite, non-negative, one per sample")
+    pos, neg = y == 1, y == 0
+    wp, wn = w[pos].sum(), w[neg].sum()
+    if wp <= 0 or wn <= 0:
+        return math.nan
+    order = np.argsort(s[neg], kind="mergesort")
+    sn, wneg = s[neg][order], w[neg][order]
+    cum = np.concatenate([[0.0], np.cumsum(wneg)])
+    below = cum[np.searchsorted(sn, s[pos], "left")]  # negative weight scored lower
+    tied = cum[np.searchsorted(sn, s[pos], "right")] - below
+    return float(np.sum(w[pos] * (below + 0.5 * tied)) / (wp * wn))
+
+
+def matching_weights(
+    values: Any, target: Any, bins_per_octave: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weights that give `values` the distribution of `target` over log-spaced bins
+    (`bins_per_octave` bins per doubling), for comparing two groups that differ in a
+    nuisance variable such as face size. Returns (weights for `values`, which `target`
+    items fall in a bin that `values` reach); target items outside those bins cannot be
+    matched. Values must be positive and finite."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    t = np.asarray(target, dtype=np.float64).ravel()
+    for a in (v, t):
+        if not np.all(np.isfinite(a)) or (a <= 0).any():
+            raise ValueError("matching needs positive, finite values")
+    if bins_per_octave < 1:
+        raise ValueError("bins_per_octave must be >= 1")
+    bv = np.floor(np.log2(v) * bins_per_octave).astype(np.int64)
+    bt = np.floor(np.log2(t) * bins_per_octave).astype(np.int64)
+    have, count = np.unique(bv, return_counts=True)
+    covered = np.isin(bt, have)
+    kept, kept_n = np.unique(bt[covered], return_counts=True)
+    want = dict(zip(kept, kept_n / max(int(covered.sum()), 1), strict=True))
+    share = dict(zip(have, count / v.size, strict=True))
+    w = np.array([want.get(b, 0.0) / share[b] for b in bv])
+    return w, covered

@@ -17,6 +17,11 @@ For every model and every source S of the evaluated split (default `test`):
   - the figures: AUC with a bootstrap 95% CI, TPR at 1% and 5% FPR (thresholds from the
     compared reals' scores), expected calibration error of P(fake) (10 equal-width bins), and
     at the model's own threshold the detection rate (TPR) and false-positive rate (FPR).
+  - for a source with fakes only, also the size-matched AUC: the reals weighted so that their
+    face sizes (crop-box side, bins a factor sqrt(2) wide) follow the fakes' sizes, and the
+    share of fakes whose size bin has reals at all (`cover`). Sources differ in face size,
+    so "fakes of S vs all reals" also rewards a model for telling large faces from small
+    ones; the size-matched AUC does not (None when the rows carry no crop boxes).
 Writes OUT/bench.json, OUT/bench.md, OUT/bench.png and OUT/scores.csv (one column per model).
 """
 
@@ -91,6 +96,28 @@ def source_figures(
     out["tpr"] = float(np.mean(s[y == 1] >= threshold)) if n_fake else None
     out["fpr"] = float(np.mean(s[y == 0] >= threshold)) if n_real else None
     return out
+
+
+def size_matched(y: np.ndarray, s: np.ndarray, side: np.ndarray) -> dict[str, Any]:
+    """AUC with the reals weighted to the fakes' face-size distribution, over the fakes
+    whose size bin holds reals; and that share of the fakes (`size_matched_cover`)."""
+    from unmask.metrics import matching_weights, weighted_roc_auc
+
+    none = {"auc_size_matched": None, "size_matched_cover": None}
+    real, fake = y == 0, y == 1
+    if not real.any() or not fake.any() or not np.all(np.isfinite(side)) or (side <= 0).any():
+        return none
+    w_real, covered = matching_weights(side[real], side[fake])
+    if not covered.any():
+        return {**none, "size_matched_cover": 0.0}
+    keep = real.copy()
+    keep[np.flatnonzero(fake)[covered]] = True
+    w = np.where(real, 0.0, 1.0)
+    w[real] = w_real
+    return {
+        "auc_size_matched": weighted_roc_auc(y[keep], s[keep], w[keep]),
+        "size_matched_cover": float(covered.mean()),
+    }
 
 
 def breakdowns(
@@ -219,6 +246,7 @@ def bench(
     max_per_source: int = 0,
 ) -> dict[str, Any]:
     from unmask.evaluation.report import load_eval_rows
+    from unmask.evaluation.scoring import row_box_sides
     from unmask.inference.predictor import load_predictor
 
     out = Path(out)
@@ -233,6 +261,7 @@ def bench(
     sources = sorted(set(df_eval["source"].astype(str)))
     y = _y(df_eval["label"])
     src = df_eval["source"].astype(str).to_numpy()
+    side = row_box_sides(df_eval)
     scorer = _Scorer(df_eval, df_val, perturbation, progress)
     table: dict[str, dict[str, Any]] = {}
     score_cols: dict[str, np.ndarray] = {}
@@ -260,6 +289,8 @@ def bench(
             )
             if real_only:
                 fig["compared"] = "reals of the source (false positives only)"
+            if fake_only:
+                fig.update(size_matched(y[sel], score[sel], side[sel]))
             fig.update(breakdowns(df_eval, own, sel, y, score, thr))
             per[s] = fig
             col[own] = score[own]
@@ -302,6 +333,7 @@ def format_bench(result: dict[str, Any], md: bool = False) -> str:
         "source",
         "n fake/real",
         "AUC [95% CI]",
+        "AUC size-matched (cover)",
         "TPR@1%",
         "TPR@5%",
         "ECE",
@@ -313,7 +345,7 @@ def format_bench(result: dict[str, Any], md: bool = False) -> str:
         for s in result["sources"]:
             f = per.get(s, {})
             if "error" in f or not f:
-                rows.append([name, s, "-", f.get("error", "-"), "", "", "", "", ""])
+                rows.append([name, s, "-", f.get("error", "-"), "", "", "", "", "", ""])
                 continue
             ci = f["auc_ci"] or [None, None]
             auc = (
@@ -321,8 +353,11 @@ def format_bench(result: dict[str, Any], md: bool = False) -> str:
                 if f["auc"] is not None
                 else "-"
             )
+            matched = "-"
+            if f.get("auc_size_matched") is not None:
+                matched = f"{_cell(f['auc_size_matched'])} ({_cell(f['size_matched_cover'], 2)})"
             rows.append(
-                [name, s, f"{f['n_fake']}/{f['n_real']}", auc, _cell(f["tpr_at_1fpr"]),
+                [name, s, f"{f['n_fake']}/{f['n_real']}", auc, matched, _cell(f["tpr_at_1fpr"]),
                  _cell(f["tpr_at_5fpr"]), _cell(f["ece"]), _cell(f["tpr"]), _cell(f["fpr"])]
             )  # fmt: skip
     return format_table(header, rows, md=md)
@@ -404,6 +439,14 @@ def plot_bench(result: dict[str, Any], path: Path) -> None:
             lo.append(max(f["auc"] - ci[0], 0))
             hi.append(max(ci[1] - f["auc"], 0))
         ax.bar(xs, vals, width, yerr=[lo, hi], capsize=2, label=name, color=f"C{i}")
+        matched = [
+            (j + (i - (len(names) - 1) / 2) * width, result["table"][name][s]["auc_size_matched"])
+            for j, s in enumerate(sources)
+            if result["table"][name].get(s, {}).get("auc_size_matched") is not None
+        ]
+        if matched:
+            ax.plot(*zip(*matched, strict=True), "k_", ms=10, mew=2,
+                    label="size-matched AUC" if i == 0 else None)  # fmt: skip
         ax.bar(spec_x, spec, width, color=f"C{i}", alpha=0.5, hatch="//", edgecolor="white")
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax.set_xticks(range(len(sources)), sources, rotation=30, ha="right")
@@ -411,7 +454,8 @@ def plot_bench(result: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("AUC (95% CI)")
     ax.set_title(
         f"per-source AUC, {result['split']} split, {result['perturbation']} "
-        "(hatched: 1 - false-positive rate on sources with reals only)"
+        "(hatched: 1 - false-positive rate on sources with reals only;\n"
+        "black bar: AUC with reals matched to the fakes' face sizes)"
     )
     ax.legend(fontsize=8)
     fig.tight_layout()
