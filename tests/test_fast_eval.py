@@ -127,3 +127,19 @@ def test_the_shipped_members_score_with_folded_copies() -> None:
     for name, member in load_predictor(default_model_dir()).members.items():
         assert member.fast is not member.model, name
         assert not any(isinstance(m, nn.BatchNorm2d) for m in member.fast.modules()), name
+
+
+def test_predictor_preprocess_is_training_preprocess_in_nhwc(tmp_path) -> None:
+    """The predictor normalises the batch in channels-last memory; the values are exactly
+    those of `resize_normalize`, which training uses, crop by crop."""
+    from unmask.data.normalize import resize_normalize
+    from unmask.inference.predictor import load_predictor
+    from unmask.inference.testing import tiny_torch_model
+
+    pred = load_predictor(tiny_torch_model(tmp_path / "m"))
+    rng = np.random.default_rng(1)
+    crops = [rng.integers(0, 256, (s, s, 3), dtype=np.uint8) for s in (40, 64, 97)]
+    x = pred.preprocess(crops)
+    want = np.stack([resize_normalize(c, pred.input_size, pred.mean, pred.std) for c in crops])
+    assert x.dtype == torch.float32 and x.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(x, torch.from_numpy(want))

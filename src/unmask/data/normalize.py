@@ -13,13 +13,9 @@ IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
-def resize_normalize(
-    img: np.ndarray,
-    size: int,
-    mean: tuple[float, ...] = IMAGENET_MEAN,
-    std: tuple[float, ...] = IMAGENET_STD,
-) -> np.ndarray:
-    """uint8 (H, W, 3) RGB -> float32 (3, size, size): PIL bilinear resize, /255, normalise."""
+def resize_rgb(img: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (H, W, 3) RGB (or grey, or RGBA) -> uint8 (size, size, 3): PIL bilinear resize,
+    the first step of `resize_normalize`."""
     from PIL import Image
 
     arr = np.asarray(img)
@@ -30,7 +26,17 @@ def resize_normalize(
     arr = np.ascontiguousarray(arr[..., :3], dtype=np.uint8)
     if arr.shape[0] != size or arr.shape[1] != size:
         arr = np.asarray(Image.fromarray(arr).resize((size, size), Image.BILINEAR))
-    x = arr.astype(np.float32) / 255.0
+    return arr
+
+
+def resize_normalize(
+    img: np.ndarray,
+    size: int,
+    mean: tuple[float, ...] = IMAGENET_MEAN,
+    std: tuple[float, ...] = IMAGENET_STD,
+) -> np.ndarray:
+    """uint8 (H, W, 3) RGB -> float32 (3, size, size): PIL bilinear resize, /255, normalise."""
+    x = resize_rgb(img, size).astype(np.float32) / 255.0
     x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unmask.data.normalize import landmarks_array, normalize_tiles, resize_normalize
+from unmask.data.normalize import landmarks_array, normalize_tiles, resize_rgb
 from unmask.errors import UnmaskError
 from unmask.inference.fast_eval import fast_copy, to_channels_last
 from unmask.inference.predictor import FaceInput, Scores, faces_from, saved_needs
@@ -95,8 +95,12 @@ class TorchPredictor:
         """(N, 3, S, S) float tensor on CPU, as the model saw its training crops."""
         if len(crops) == 0:
             return torch.zeros(0, 3, self.input_size, self.input_size)
-        arr = np.stack([resize_normalize(c, self.input_size, self.mean, self.std) for c in crops])
-        return torch.from_numpy(arr)
+        # `resize_normalize`'s arithmetic (float32: /255, -mean, /std), done on the batch in
+        # NHWC memory: the channels-last layout the network runs in, without two transposes
+        arr = np.stack([resize_rgb(c, self.input_size) for c in crops])
+        x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255.0)
+        x.sub_(torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1))
+        return x.div_(torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1))
 
     def preprocess_tiles(self, faces: Sequence[FaceInput]) -> torch.Tensor:
         """(N * count, 3, S, S): every face's tiles, face after face."""
