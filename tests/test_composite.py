@@ -191,7 +191,7 @@ def test_eval_on_manifest_cuts_tiles_from_originals(members, manifest):
     report, proba = evaluate(pred, test, n_boot=0, progress=False)
     assert proba["none"].shape == (len(test), 2)
     # the same as cutting the tiles by hand from each decoded original
-    tiles = row_tiles(test, [TILES])
+    tiles, _ = row_tiles(test, [TILES])
     img = np.asarray(Image.open(test["original"][0]).convert("RGB"))
     np.testing.assert_array_equal(tiles[0][TILES], cut_tiles(img, (8, 4, 72, 68), TILES))
     by_hand = pred.predict([FaceInput(np.zeros((64, 64, 3), np.uint8), None, t) for t in tiles])
@@ -257,3 +257,47 @@ def test_auto_rule_is_chosen_on_held_out_sources_hand_made():
     # without sources the cross-validated log-loss decides (here: stacking)
     pooled, rec = choose_rule(p, y)
     assert pooled == "logistic" and rec["method"].startswith("5-fold")
+
+
+def test_tile_member_sits_out_images_smaller_than_its_tiles_hand_made():
+    from unmask.inference.composite import fuse, sigmoid, tile_usable
+    from unmask.modelfile import Fusion, FusionMember
+
+    usable = tile_usable([0, 64], [(40, 40), (64, 100), (100, 63), None])
+    assert usable.tolist() == [[True, False], [True, True], [True, False], [True, True]]
+    p = np.array([[0.2, 0.99], [0.2, 0.99]])
+    mask = np.array([[True, False], [False, False]])  # row 2: nobody may score -> everybody
+    top = Fusion("max", (FusionMember("crop"), FusionMember("artifact")))
+    score, driver = fuse(p, top, usable=mask)
+    np.testing.assert_allclose(score, [0.2, 0.99])
+    assert driver.tolist() == [0, 1]
+    stack = Fusion(
+        "logistic", (FusionMember("crop", weight=1.0), FusionMember("artifact", weight=2.0))
+    )
+    score, _ = fuse(p, stack, usable=mask)
+    z = np.log(p / (1 - p))
+    np.testing.assert_allclose(score, sigmoid(np.array([z[0, 0], z[1, 0] + 2 * z[1, 1]])))
+
+
+def test_composite_scores_a_tiny_image_without_its_tile_member(members, manifest, tmp_path):
+    from unmask.data.tiles import cut_tiles
+    from unmask.evaluation.compose import compose_models
+    from unmask.inference.predictor import FaceInput, load_predictor
+
+    out = compose_models(
+        list(members), ["crop", "artifact"], manifest, rule="max", out=tmp_path / "c",
+        progress=False,
+    )  # fmt: skip
+    pred = load_predictor(out)
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)  # smaller than the 32 px tiles
+    face = dict(crop=np.zeros((64, 64, 3), np.uint8), tiles={TILES: cut_tiles(small, None, TILES)})
+    alone = pred.members["crop"].predict([FaceInput(face["crop"])]).proba[0, 1]
+    got = pred.predict([FaceInput(**face, image_size=(24, 24))])
+    assert got.driver == ["crop"]
+    a, b = pred.fusion.members[0].a, pred.fusion.members[0].b
+    z = a * np.log(alone / (1 - alone)) + b
+    assert got.proba[0, 1] == pytest.approx(1 / (1 + np.exp(-z)), abs=1e-6)
+    # the size unknown, or large enough: both members count, as before
+    both = pred.predict([FaceInput(**face), FaceInput(**face, image_size=(32, 40))])
+    np.testing.assert_allclose(both.proba[0], both.proba[1])

@@ -87,7 +87,8 @@ def test_tile_rows_of_a_video_decode_their_own_frame(tmp_path):
             },
         }
     )
-    tiles = row_tiles(df, [spec])
+    tiles, sizes = row_tiles(df, [spec])
+    assert sizes == [tuple(read_frame(video, 3).shape[1::-1])] * 2
     for k, t in zip((3, 7), tiles, strict=True):
         np.testing.assert_array_equal(
             t[spec], cut_tiles(read_frame(video, k), (8, 8, 72, 72), spec)

@@ -171,10 +171,15 @@ class _Scorer:
         if key in self._cache:
             return self._cache[key]
         from unmask.evaluation.scoring import score_rows
+        from unmask.inference.composite import tile_size
         from unmask.inference.predictor import load_predictor, p_fake
 
         pred = load_predictor(folder)
-        entry: dict[str, Any] = {"threshold": float(pred.threshold), "fusion": None}
+        entry: dict[str, Any] = {
+            "threshold": float(pred.threshold),
+            "fusion": None,
+            "tile_size": tile_size(pred) if pred.meta.get("kind") != "composite" else 0,
+        }
         if refit and pred.meta.get("kind") == "composite" and len(self.df_val):
             from unmask.modelfile import member_dir
 
@@ -186,6 +191,13 @@ class _Scorer:
             entry["names"] = names
             entry["members_eval"] = np.stack([self.get(f, refit)["score"] for f in folders], 1)
             entry["members_val"] = np.stack([self._val_score(f) for f in folders], 1)
+            # which member may score which row, as the composite decides it in `detect`
+            # (from the original's size: a resize perturbation is not taken into account)
+            from unmask.evaluation.scoring import row_image_sizes
+            from unmask.inference.composite import tile_usable
+
+            tiles = [self.get(f, refit)["tile_size"] for f in folders]
+            entry["usable_eval"] = tile_usable(tiles, row_image_sizes(self.df_eval))
         else:
             proba = score_rows(pred, self.df_eval, self.perturbation, progress=self.progress)
             entry["score"] = p_fake(proba)
@@ -230,7 +242,7 @@ def _scores_for(entry: dict[str, Any], df_val: Any, held: str) -> tuple[np.ndarr
     yv = _y(df_val["label"])[keep]
     fusion = fit_fusion(entry["members_val"][keep], yv, entry["names"], entry["fusion"])
     thr, _ = best_threshold(yv, fuse(entry["members_val"][keep], fusion)[0])
-    return fuse(entry["members_eval"], fusion)[0], thr, note
+    return fuse(entry["members_eval"], fusion, usable=entry["usable_eval"])[0], thr, note
 
 
 def bench(

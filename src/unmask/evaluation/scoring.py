@@ -51,6 +51,18 @@ def row_box_sides(df: Any) -> np.ndarray:
     return (df["box_x1"].astype(float) - df["box_x0"].astype(float)).to_numpy(np.float64)
 
 
+def row_image_sizes(df: Any) -> list[tuple[int, int] | None]:
+    """Each row's original (w, h) as prepare recorded it; None where unknown."""
+    if not {"orig_width", "orig_height"} <= set(df.columns):
+        return [None] * len(df)
+    w = df["orig_width"].to_numpy(dtype=np.float64)
+    h = df["orig_height"].to_numpy(dtype=np.float64)
+    return [
+        (int(a), int(b)) if np.isfinite(a) and np.isfinite(b) else None
+        for a, b in zip(w, h, strict=True)
+    ]
+
+
 def original_path(row: Any, manifest_dir: Path | None) -> Path:
     """A row's `original` as written by prepare (absolute, or relative to where prepare
     ran): tried as given, then against the manifest's folder."""
@@ -62,9 +74,9 @@ def original_path(row: Any, manifest_dir: Path | None) -> Path:
 
 def row_tiles(
     df: Any, specs: Sequence[Any], perturbation: Perturbation = NONE, seed: int = 0
-) -> list[dict[Any, np.ndarray]]:
+) -> tuple[list[dict[Any, np.ndarray]], list[tuple[int, int]]]:
     """Per row, {TileSpec: tiles} cut from the decoded original in the row's crop box
-    (the perturbation, if any, applied to the original first)."""
+    (the perturbation, if any, applied to the original first), and that image's (w, h)."""
     from unmask.data.imageio import load_image
     from unmask.data.tiles import cut_tiles
 
@@ -72,7 +84,7 @@ def row_tiles(
     if missing:
         raise UnmaskError(f"manifest lacks {', '.join(missing)}: tile models need the originals")
     mdir = _manifest_dir(df, None)
-    out = []
+    out, sizes = [], []
     for i, (_, row) in enumerate(df.iterrows()):
         path = original_path(row, mdir)
         frame = _frame_of(row)
@@ -84,7 +96,8 @@ def row_tiles(
         image = apply(image, perturbation, seed + i)
         box = tuple(int(float(row[c])) for c in BOX_COLUMNS)
         out.append({s: cut_tiles(image, box, s) for s in specs})
-    return out
+        sizes.append((image.shape[1], image.shape[0]))
+    return out, sizes
 
 
 def _frame_of(row: Any) -> int:
@@ -135,15 +148,22 @@ def score_row_faces(
     )
     for i in range(0, len(crops), batch_size):
         part = df.iloc[i : i + batch_size]
-        tiles = row_tiles(part, specs, perturbation, seed + i) if specs else [{}] * len(part)
+        tiles, sizes = (
+            row_tiles(part, specs, perturbation, seed + i)
+            if specs
+            else ([{}] * len(part), [None] * len(part))
+        )
         faces = [
-            FaceInput(apply(c, perturbation, seed + i + j), lm, t, None if np.isnan(side) else side)
-            for j, (c, lm, t, side) in enumerate(
+            FaceInput(
+                apply(c, perturbation, seed + i + j), lm, t, None if np.isnan(side) else side, size
+            )
+            for j, (c, lm, t, side, size) in enumerate(
                 zip(
                     crops[i : i + batch_size],
                     lms[i : i + batch_size],
                     tiles,
                     sides[i : i + batch_size],
+                    sizes,
                     strict=True,
                 )
             )

@@ -12,7 +12,12 @@ is calibrated (Platt: z = a * logit(p) + b), and the fusion rule combines the me
     logistic:  score = sigmoid(bias + sum_i weight_i * z_i)  driver = argmax_i weight_i * z_i
 
 A member may be calibrated per face size (`FusionMember.size_edges`): (a, b) then depend on
-the face's crop-box side in native pixels (`FaceInput.box_side`). The composite is binary:
+the face's crop-box side in native pixels (`FaceInput.box_side`). A member that scores
+native-pixel tiles sits out a face whose image is smaller than its tiles (a 40 px thumbnail:
+its tiles would be mostly mirror padding, a pattern no training image had, which it reads
+as strong evidence of a fake): the fusion then uses the other members (max: the member is
+left out; logistic: its calibrated logit counts as 0, no evidence), unless no member is
+left. The composite is binary:
 proba = [1 - score, score]. Members share the composite's
 PreprocessSpec (the face finder and the square crop box every member's input starts from).
 """
@@ -70,15 +75,42 @@ def calibrated_logits(
 
 
 def fuse(
-    p_fake: np.ndarray, fusion: Fusion, sides: np.ndarray | None = None
+    p_fake: np.ndarray,
+    fusion: Fusion,
+    sides: np.ndarray | None = None,
+    usable: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(N, M) member P(fake) -> (score (N,), index of the driving member (N,))."""
+    """(N, M) member P(fake) -> (score (N,), index of the driving member (N,)). `usable`:
+    (N, M) bool, False where a member sits the face out (see the module doc)."""
     z = calibrated_logits(p_fake, fusion, sides)
+    if usable is not None:
+        usable = np.asarray(usable, dtype=bool) | ~np.asarray(usable, dtype=bool).any(
+            axis=1, keepdims=True
+        )  # a face no member may score is scored by all of them
+        z = np.where(usable, z, -np.inf if fusion.rule == "max" else 0.0)
     if fusion.rule == "max":
         return sigmoid(z.max(axis=1)), z.argmax(axis=1)
     w = np.array([m.weight for m in fusion.members])
     contrib = z * w[None, :]
     return sigmoid(fusion.bias + contrib.sum(axis=1)), contrib.argmax(axis=1)
+
+
+def tile_usable(
+    tile_sizes: Sequence[int], image_sizes: Sequence[tuple[int, int] | None]
+) -> np.ndarray:
+    """(N, M): may member m (tiles of `tile_sizes[m]` px, 0 for none) score face n, whose
+    image is `image_sizes[n]` = (w, h) (None: unknown, yes)? Only if no side of the image is
+    shorter than a tile."""
+    out = np.ones((len(image_sizes), len(tile_sizes)), dtype=bool)
+    for i, size in enumerate(image_sizes):
+        if size is not None:
+            out[i] = [min(size) >= t for t in tile_sizes]
+    return out
+
+
+def tile_size(predictor: Predictor) -> int:
+    """The largest native-pixel tile a predictor scores (0: it scores no tiles)."""
+    return max((t.size for t in predictor.needs.tiles), default=0)
 
 
 class CompositePredictor:
@@ -110,6 +142,11 @@ class CompositePredictor:
         for pred in self.members.values():
             self.needs = self.needs | pred.needs
 
+    def usable(self, faces: Sequence[FaceInput]) -> np.ndarray:
+        """(N, M) whether each member may score each face (`tile_usable`)."""
+        sizes = [tile_size(p) for p in self.members.values()]
+        return tile_usable(sizes, [f.image_size for f in faces])
+
     def member_p_fake(self, faces: Sequence[FaceInput]) -> np.ndarray:
         """(N, M) uncalibrated P(fake) of every member, in fusion order."""
         cols = [1.0 - np.asarray(p.predict(faces).proba)[:, 0] for p in self.members.values()]
@@ -120,7 +157,7 @@ class CompositePredictor:
             return Scores(np.zeros((0, 2)), [])
         p = self.member_p_fake(faces)
         sides = np.array([np.nan if f.box_side is None else f.box_side for f in faces])
-        score, drive = fuse(p, self.fusion, sides)
+        score, drive = fuse(p, self.fusion, sides, self.usable(faces))
         names = list(self.members)
         z = calibrated_logits(p, self.fusion, sides)
         return Scores(

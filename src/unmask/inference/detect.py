@@ -162,6 +162,7 @@ def _extract(
                         "crop": fc.image,
                         "landmarks": fc.landmarks,
                         "tiles": {t: cut_tiles(img, fc.box, t) for t in tiles},
+                        "image_size": (img.shape[1], img.shape[0]),
                     }
                 )
         out["frames_sampled"] = n_frames
@@ -483,8 +484,14 @@ def face_input(face: dict[str, Any]):
     """A stage-1 face record -> the predictor's `FaceInput` (crop, landmarks, tiles)."""
     from unmask.inference.predictor import FaceInput
 
-    box = face["box"]
-    return FaceInput(face["crop"], face["landmarks"], face.get("tiles") or {}, box[2] - box[0])
+    box, size = face["box"], face.get("image_size")
+    return FaceInput(
+        face["crop"],
+        face["landmarks"],
+        face.get("tiles") or {},
+        box[2] - box[0],
+        None if size is None else (int(size[0]), int(size[1])),
+    )
 
 
 def score_image(
@@ -504,6 +511,7 @@ def score_image(
             "crop": fc.image,
             "landmarks": fc.landmarks,
             "tiles": {t: cut_tiles(image, fc.box, t) for t in predictor.needs.tiles},
+            "image_size": (image.shape[1], image.shape[0]),
         }
         for i, fc in enumerate(cropper.crop(image))
     ]

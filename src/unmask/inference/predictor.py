@@ -10,7 +10,9 @@ A `FaceInput` is one face: its square RGB uint8 crop (PreprocessSpec.crop_size),
 face-mesh landmarks ((468, 2|3) in crop coordinates / crop size, or None) and, for models
 whose input is native-pixel tiles, `tiles[spec]` = `cut_tiles(decoded_original, box, spec)`.
 `box_side` is the crop box's side in the original's pixels (composites calibrate a member per
-face size with it; None when unknown).
+face size with it; None when unknown). `image_size` is the (width, height) of the image the
+tiles were cut from: a composite does not ask a tile member about an image smaller than its
+tiles, whose tiles would be mostly mirror padding (None when unknown).
 `predict_proba(crops, landmarks)` and `embed(crops, landmarks)` remain for crop-only callers.
 """
 
@@ -34,6 +36,7 @@ class FaceInput:
     landmarks: np.ndarray | None = None
     tiles: Mapping[TileSpec, np.ndarray] = field(default_factory=dict)
     box_side: float | None = None  # the square crop box's side in the original's pixels
+    image_size: tuple[int, int] | None = None  # (w, h) of the image the tiles come from
 
 
 @dataclass(frozen=True)
