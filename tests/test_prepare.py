@@ -59,7 +59,7 @@ def face_tree(tmp_path_factory, shared_data) -> Path:
     faces = shared_data / "faces"
     first = {d: sorted((faces / d).iterdir())[0] for d in ("yonsei/real", "generated_photos/gan")}
     src = root / "mixed"
-    for d in ("real", "gan", "edited", "fake"):
+    for d in ("real", "gan", "edited", "other"):
         (src / d).mkdir(parents=True)
     shutil.copy(first["yonsei/real"], src / "real" / "yonsei.jpg")
     shutil.copy(faces / "web_photos/real/img47.jpg", src / "real" / "img47.jpg")  # WEBP
@@ -82,7 +82,7 @@ def face_tree(tmp_path_factory, shared_data) -> Path:
     (src / "gan" / "notes.txt").write_text("not an image")
     _tiny(src / "gan" / "blank.png")  # no face
     (src / "edited" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 300)
-    shutil.copy(faces / "celeba_gan/gan/1.jpg", src / "fake" / "1.jpg")  # unknown label
+    shutil.copy(faces / "celeba_gan/gan/1.jpg", src / "other" / "1.jpg")  # unknown label
     buf = (src / "real" / "yonsei.jpg").read_bytes()
     (src / "real" / "truncated.jpg").write_bytes(buf[: len(buf) // 3])
     return root
@@ -196,7 +196,7 @@ def test_csv_input_missing_paths_unknown_labels_groups(tmp_path):
         "path,label,source,group,method\n"
         "a.png,real,s1,g1,camera\n"
         "sub/b.png,gan,s1,g1,stylegan\n"
-        "c.png,fake,s1,,\n"
+        "c.png,forged,s1,,\n"
         "nothere.png,real,s1,,\n"
         f"{data / 'c.png'},edited,s2,,splice\n"
     )
@@ -253,6 +253,36 @@ def test_unlabeled_assign_split_and_binary_txt(tmp_path):
     ids = {line.split(" ")[0].split("/")[2]: line.split(" ")[1] for line in lines}
     assert ids == {"real": "0", "gan": "1", "edited": "1"}
     assert {r["source"] for r in _read_csv(res.manifest_path)} == {"ds"}
+
+
+def test_fake_of_unknown_kind_in_other_projects_layouts(tmp_path):
+    """`real/` + `fake/` (and CNNDetection's `<generator>/0_real`, `<generator>/1_fake`):
+    the fakes are labelled `fake`, count as fakes in binary lists, and stay out of 3-class
+    ones."""
+    from unmask.labels import label_to_index
+
+    data = tmp_path / "third_party"
+    for folder, n in (("real", 2), ("Fake", 2), ("stylegan/0_real", 1), ("stylegan/1_fake", 1)):
+        for i in range(n):
+            _tiny(data / folder / f"{i}.png", 20 + 30 * i)
+    for binary in (True, False):
+        out = tmp_path / f"out{binary}"
+        res = prepare(
+            data, out, PreprocessSpec(crop_size=16, keep_whole=True), txt=True, binary=binary,
+            assign_split="test", workers=1, progress=False,
+        )  # fmt: skip
+        assert res.n_rejected == 0
+        rows = _read_csv(res.manifest_path)
+        got = sorted((r["source"], r["label"]) for r in rows)
+        assert got == sorted(
+            [("third_party", "real")] * 2 + [("third_party", "fake")] * 2
+            + [("stylegan", "real"), ("stylegan", "fake")]
+        )  # fmt: skip
+        ids = [line.rsplit(" ", 1)[1] for line in (out / "test.txt").read_text().splitlines()]
+        assert sorted(ids) == (["0"] * 3 + ["1"] * 3 if binary else ["0"] * 3)
+    assert label_to_index("fake", 2) == 1
+    with pytest.raises(UnmaskError, match="3-class"):
+        label_to_index("fake", 3)
 
 
 def test_fatal_errors_are_one_line_exit_2(tmp_path, capsys):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from unmask.errors import UnmaskError
-from unmask.labels import LABELS
+from unmask.labels import DATA_LABELS
 
 
 def check_rows(
@@ -27,12 +27,12 @@ def check_rows(
     say = warn or (lambda msg: print(msg, file=sys.stderr))
     n0 = len(df)
     if labelled and "label" in df.columns:
-        bad = ~df["label"].isin(LABELS)
+        bad = ~df["label"].isin(DATA_LABELS)
         if bad.any():
             shown = ", ".join(repr(v) for v in sorted(set(df.loc[bad, "label"]))[:5])
             say(
                 f"warning: {what}: skipped {int(bad.sum())} row(s) with unknown label "
-                f"{shown} (expected {', '.join(LABELS)})"
+                f"{shown} (expected {', '.join(DATA_LABELS)})"
             )
             df = df[~bad]
     key = "abs_path" if "abs_path" in df.columns else "path"

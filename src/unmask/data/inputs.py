@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unmask.errors import UnmaskError
-from unmask.labels import LABELS
+from unmask.labels import DATA_LABELS, folder_label
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -59,9 +59,10 @@ def _label_source(rel_parts: tuple[str, ...], root_name: str) -> tuple[str, str]
     """Nearest ancestor folder named like a label -> (label, source); ("", "") if none."""
     dirs = rel_parts[:-1]
     for i in range(len(dirs) - 1, -1, -1):
-        if dirs[i].lower() in LABELS:
+        label = folder_label(dirs[i])
+        if label is not None:
             source = dirs[i - 1] if i >= 1 else root_name
-            return dirs[i].lower(), source
+            return label, source
     return "", ""
 
 
@@ -129,7 +130,7 @@ def _from_folder(root: Path, unlabeled: bool, start: int, skip: Path | None) -> 
         if problem is None and not label:
             problem = (
                 "unknown_label",
-                f"not inside a folder named {'/'.join(LABELS)} (layout <root>/<source>/<label>/)",
+                f"not inside a folder named {'/'.join(DATA_LABELS)} (layout <root>/<source>/<label>/)",
             )
         out.append(Input(p, key, label, source, order=start + i, problem=problem))
     return out
@@ -167,7 +168,8 @@ def _from_csv(path: Path, unlabeled: bool, start: int) -> list[Input]:
         p = p if p.is_absolute() else base / p
         key = value or f"line{line}"
         inferred_label, inferred_source = _label_source(Path(value).parts, path.stem)
-        label = "" if unlabeled else row.get("label", "").lower()
+        raw = "" if unlabeled else row.get("label", "")
+        label = folder_label(raw) or raw.lower()
         source = row.get("source", "") or inferred_source or path.stem
         item = Input(
             path=p,
@@ -180,11 +182,11 @@ def _from_csv(path: Path, unlabeled: bool, start: int) -> list[Input]:
         )
         if not value:
             item.problem = ("missing", f"{path.name} line {line}: empty path")
-        elif not unlabeled and label not in LABELS:
+        elif not unlabeled and label not in DATA_LABELS:
             item.problem = (
                 "unknown_label",
                 f"{path.name} line {line}: label {row.get('label', '')!r} is not one of "
-                f"{', '.join(LABELS)}",
+                f"{', '.join(DATA_LABELS)}",
             )
         else:
             problem = file_problem(p) if "\x00" not in value else ("missing", "NUL in path")
@@ -206,7 +208,7 @@ def _single_file(p: Path, unlabeled: bool, order: int) -> Input:
     if problem is None and not label:
         problem = (
             "unknown_label",
-            f"its folder {p.parent.name!r} is not one of {', '.join(LABELS)}",
+            f"its folder {p.parent.name!r} is not one of {', '.join(DATA_LABELS)}",
         )
     key = printable("/".join(p.parts[-3:]))
     return Input(p, key, label, source, order=order, problem=problem)

@@ -6,7 +6,7 @@ that it opens anywhere and needs no extra dependency.
 
 Columns (paths are relative to the manifest's folder, so the folder can be moved):
     path        crop image (PNG, lossless)
-    label       real | gan | edited
+    label       real | gan | edited | fake (a fake of unknown kind, see unmask.labels)
     source      where the input came from (dataset / folder name)
     group       leakage unit: all rows of one group share a split (a video, an input file,
                 or a parent image for synthetic rows)

@@ -44,7 +44,7 @@ from unmask.data.inputs import Input, collect_inputs, ensure_writable_dir, safe_
 from unmask.data.manifest import COLUMNS, MANIFEST_NAME, REJECTED_NAME, SPEC_NAME, SPLITS
 from unmask.data.spec import PreprocessSpec
 from unmask.errors import BadInputError, UnmaskError
-from unmask.labels import LABELS
+from unmask.labels import DATA_LABELS, LABELS, label_to_index
 
 RECORD_VERSION = 1
 WORK_DIR = ".work"
@@ -380,8 +380,7 @@ def format_summary(summary: Sequence[dict[str, Any]]) -> str:
 
 
 def _label_id(label: str, binary: bool) -> int:
-    idx = LABELS.index(label)
-    return min(idx, 1) if binary else idx
+    return label_to_index(label, 2 if binary else 3)
 
 
 def prepare(
@@ -533,7 +532,7 @@ def prepare(
             lines = [
                 f"{r['path']} {_label_id(r['label'], binary)}"
                 for r in manifest_rows
-                if r["split"] == split and r["label"] in LABELS
+                if r["split"] == split and r["label"] in (DATA_LABELS if binary else LABELS)
             ]
             (out / f"{split}.txt").write_text("".join(x + "\n" for x in lines), encoding="utf-8")
     summary = summarize(items, records, manifest_rows)

@@ -197,11 +197,12 @@ def evaluate(
                 for src in sorted(set(sources))
             },
         }
-        if len(classes) == 3:
+        known = labels != "fake"  # a fake of unknown kind has no 3-class truth
+        if len(classes) == 3 and known.any():
             from unmask.labels import label_to_index
 
-            y3 = np.array([label_to_index(lb, 3) for lb in labels])
-            entry["multiclass"] = multiclass_report(y3, proba, classes)
+            y3 = np.array([label_to_index(lb, 3) for lb in labels[known]])
+            entry["multiclass"] = multiclass_report(y3, proba[known], classes)
         v = video_scores(df, s)
         if len(v):
             vl = v["label"].to_numpy().astype(str)
