@@ -265,6 +265,9 @@ def test_tile_member_sits_out_images_smaller_than_its_tiles_hand_made():
 
     usable = tile_usable([0, 64], [(40, 40), (64, 100), (100, 63), None])
     assert usable.tolist() == [[True, False], [True, True], [True, False], [True, True]]
+    # a crop box narrower than a tile: the tiles would show mostly the face's surroundings
+    usable = tile_usable([0, 64], [(640, 360), (640, 360), None], [60.0, 64.0, float("nan")])
+    assert usable.tolist() == [[True, False], [True, True], [True, True]]
     p = np.array([[0.2, 0.99], [0.2, 0.99]])
     mask = np.array([[True, False], [False, False]])  # row 2: nobody may score -> everybody
     top = Fusion("max", (FusionMember("crop"), FusionMember("artifact")))
@@ -295,6 +298,8 @@ def test_composite_scores_a_tiny_image_without_its_tile_member(members, manifest
     alone = pred.members["crop"].predict([FaceInput(face["crop"])]).proba[0, 1]
     got = pred.predict([FaceInput(**face, image_size=(24, 24))])
     assert got.driver == ["crop"]
+    narrow = pred.predict([FaceInput(**face, box_side=31.0, image_size=(640, 360))])
+    assert narrow.driver == ["crop"] and narrow.proba[0, 1] == pytest.approx(got.proba[0, 1])
     a, b = pred.fusion.members[0].a, pred.fusion.members[0].b
     z = a * np.log(alone / (1 - alone)) + b
     assert got.proba[0, 1] == pytest.approx(1 / (1 + np.exp(-z)), abs=1e-6)

@@ -193,11 +193,13 @@ class _Scorer:
             entry["members_val"] = np.stack([self._val_score(f) for f in folders], 1)
             # which member may score which row, as the composite decides it in `detect`
             # (from the original's size: a resize perturbation is not taken into account)
-            from unmask.evaluation.scoring import row_image_sizes
+            from unmask.evaluation.scoring import row_box_sides, row_image_sizes
             from unmask.inference.composite import tile_usable
 
             tiles = [self.get(f, refit)["tile_size"] for f in folders]
-            entry["usable_eval"] = tile_usable(tiles, row_image_sizes(self.df_eval))
+            entry["usable_eval"] = tile_usable(
+                tiles, row_image_sizes(self.df_eval), row_box_sides(self.df_eval)
+            )
         else:
             proba = score_rows(pred, self.df_eval, self.perturbation, progress=self.progress)
             entry["score"] = p_fake(proba)

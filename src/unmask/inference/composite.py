@@ -15,9 +15,11 @@ A member may be calibrated per face size (`FusionMember.size_edges`): (a, b) the
 the face's crop-box side in native pixels (`FaceInput.box_side`). A member that scores
 native-pixel tiles sits out a face whose image is smaller than its tiles (a 40 px thumbnail:
 its tiles would be mostly mirror padding, a pattern no training image had, which it reads
-as strong evidence of a fake): the fusion then uses the other members (max: the member is
-left out; logistic: its calibrated logit counts as 0, no evidence), unless no member is
-left. The composite is binary:
+as strong evidence of a fake), or whose crop box is narrower than a tile (a 60 px face in a
+640x360 video frame: the tiles show mostly what is around the face, and no training face
+was that small; the artifact member called 5 of 6 such frames of a real video fake). The
+fusion then uses the other members (max: the member is left out; logistic: its calibrated
+logit counts as 0, no evidence), unless no member is left. The composite is binary:
 proba = [1 - score, score]. Members share the composite's
 PreprocessSpec (the face finder and the square crop box every member's input starts from).
 """
@@ -96,15 +98,21 @@ def fuse(
 
 
 def tile_usable(
-    tile_sizes: Sequence[int], image_sizes: Sequence[tuple[int, int] | None]
+    tile_sizes: Sequence[int],
+    image_sizes: Sequence[tuple[int, int] | None],
+    box_sides: Sequence[float | None] | None = None,
 ) -> np.ndarray:
     """(N, M): may member m (tiles of `tile_sizes[m]` px, 0 for none) score face n, whose
-    image is `image_sizes[n]` = (w, h) (None: unknown, yes)? Only if no side of the image is
-    shorter than a tile."""
+    image is `image_sizes[n]` = (w, h) and whose crop box is `box_sides[n]` px wide (None or
+    NaN: unknown, yes)? Only if no side of the image is shorter than a tile, and the crop
+    box is at least a tile wide (else the tiles show mostly what is around the face)."""
     out = np.ones((len(image_sizes), len(tile_sizes)), dtype=bool)
-    for i, size in enumerate(image_sizes):
+    sides = [None] * len(image_sizes) if box_sides is None else list(box_sides)
+    for i, (size, side) in enumerate(zip(image_sizes, sides, strict=True)):
         if size is not None:
-            out[i] = [min(size) >= t for t in tile_sizes]
+            out[i] &= [min(size) >= t for t in tile_sizes]
+        if side is not None and np.isfinite(side):
+            out[i] &= [side >= t for t in tile_sizes]
     return out
 
 
@@ -145,7 +153,7 @@ class CompositePredictor:
     def usable(self, faces: Sequence[FaceInput]) -> np.ndarray:
         """(N, M) whether each member may score each face (`tile_usable`)."""
         sizes = [tile_size(p) for p in self.members.values()]
-        return tile_usable(sizes, [f.image_size for f in faces])
+        return tile_usable(sizes, [f.image_size for f in faces], [f.box_side for f in faces])
 
     def member_p_fake(self, faces: Sequence[FaceInput]) -> np.ndarray:
         """(N, M) uncalibrated P(fake) of every member, in fusion order."""
