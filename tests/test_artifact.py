@@ -252,3 +252,26 @@ def test_scale_edges_must_increase(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path / "none.csv", tmp_path / "m", **{"data.tiles.scale_edges": "[400,200]"})
     with pytest.raises(ConfigError, match="scale_edges"):
         TileDataModule(cfg)
+
+
+def test_down_reals_add_smaller_reals_to_the_pools(tmp_path: Path) -> None:
+    """data.tiles.down_reals: every real train row again, cut from its original shrunk by
+    each factor (its face box scaled alike); the fakes are left as they are."""
+    from unmask.errors import ConfigError
+    from unmask.training.tile_data import TileDataModule, downscale
+
+    img = np.arange(80 * 60 * 3, dtype=np.uint8).reshape(60, 80, 3)
+    small, box = downscale(img, (8, 10, 48, 50), 0.5)
+    assert small.shape == (30, 40, 3) and box == (4, 5, 24, 25)
+    manifest = _make_originals(tmp_path / "data", n=4)
+    plain = TileDataModule(_cfg(manifest, tmp_path / "a"), progress=False)
+    plain.setup()
+    more = TileDataModule(_cfg(manifest, tmp_path / "b", **{"data.tiles.down_reals": "[0.5]"}))
+    more.progress = False
+    more.setup()
+    a, b = plain.dataset("train"), more.dataset("train")
+    assert len(b.pools) == len(a.pools) + 4  # the 4 train reals, at half size
+    assert b.targets.count(1) == a.targets.count(1)
+    assert b.pools[: len(a.pools)].tobytes() == a.pools.tobytes()
+    with pytest.raises(ConfigError, match="down_reals"):
+        TileDataModule(_cfg(manifest, tmp_path / "c", **{"data.tiles.down_reals": "[1.5]"}))

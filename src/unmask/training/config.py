@@ -43,6 +43,10 @@ class TileDataConfig:
     # both, so that P(fake | face size) = 1/2 and pixels-per-face cannot be the signal.
     balance: Literal["source", "scale"] = "source"
     scale_edges: tuple[int, ...] = (200, 400)
+    # Every real train row is also cut from its original downscaled by each factor (area
+    # averaging), a real face at a lower resolution: downscaling leaves no upsampling trace,
+    # and the shared data has few small reals, so small, soft faces otherwise read as fake.
+    down_reals: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,8 @@ def check_config(cfg: TrainConfig) -> None:
     edges = cfg.data.tiles.scale_edges
     if any(e <= 0 for e in edges) or list(edges) != sorted(set(edges)):
         raise ConfigError("data.tiles.scale_edges must be positive and increasing")
+    if any(not 0.0 < f < 1.0 for f in cfg.data.tiles.down_reals):
+        raise ConfigError("data.tiles.down_reals: factors must be in (0, 1)")
 
 
 def _normalize(tiles: np.ndarray) -> np.ndarray:
@@ -143,11 +145,24 @@ def cap_per_source(df, cap: int, seed: int):
     return df.loc[sorted(keep)].reset_index(drop=True)
 
 
-def _cut_all(df, spec: TileSpec, seed: int | None, desc: str, progress: bool = True):
+def downscale(img: np.ndarray, box: tuple[int, int, int, int] | None, factor: float):
+    """The image shrunk by `factor` with area averaging, and the box in its pixels."""
+    import cv2
+
+    h, w = img.shape[:2]
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    return small, None if box is None else tuple(int(round(v * factor)) for v in box)
+
+
+def _cut_all(
+    df, spec: TileSpec, seed: int | None, desc: str, progress: bool = True, scale: float = 1.0
+):
     """(N, K, S, S, 3) uint8: K tiles per row (random grid-aligned origins when `seed` is
-    not None, else the deterministic inference grid). Unreadable rows are dropped with a
-    warning; returns (tiles, kept row positions, face-box side in pixels per kept row; the
-    image's shorter side when a row has no box)."""
+    not None, else the deterministic inference grid), from the original shrunk by `scale`
+    when < 1. Unreadable rows are dropped with a warning; returns (tiles, kept row
+    positions, face-box side in pixels per kept row; the image's shorter side when a row
+    has no box)."""
     import warnings
 
     from tqdm.auto import tqdm
@@ -162,6 +177,8 @@ def _cut_all(df, spec: TileSpec, seed: int | None, desc: str, progress: bool = T
             continue
         rng = np.random.default_rng([seed, i]) if seed is not None else None
         box = row_box(row)
+        if scale < 1.0:
+            img, box = downscale(img, box, scale)
         out.append(cut_tiles(img, box, spec, rng))
         kept.append(i)
         sides.append(float(box[2] - box[0]) if box is not None else float(min(img.shape[:2])))
@@ -349,10 +366,20 @@ class TileDataModule(L.LightningDataModule):
         pool_spec = TileSpec(size=t.size, count=t.pool, region=t.region, align=t.align)
         pools, kept, sides = _cut_all(df, pool_spec, cfg.seed, "train tiles", self.progress)
         self.train_df = df.iloc[kept].reset_index(drop=True)
+        labels, sources = list(self.train_df["label"]), list(self.train_df["source"])
+        reals = df[df["label"] == "real"].reset_index(drop=True)
+        for k, f in enumerate(t.down_reals):  # the same reals, smaller (see the config)
+            more, kept_r, more_sides = _cut_all(
+                reals, pool_spec, cfg.seed + 1 + k, f"real tiles x{f:g}", self.progress, f
+            )
+            pools = np.concatenate([pools, more])
+            labels += ["real"] * len(kept_r)
+            sources += list(reals["source"].iloc[kept_r])
+            sides += more_sides
         self._train = TileTrainDataset(
             pools,
-            list(self.train_df["label"]),
-            list(self.train_df["source"]),
+            labels,
+            sources,
             cfg.augment,
             cfg.data.num_classes,
             t.epoch_size,
