@@ -128,13 +128,24 @@ def test_table_rows_never_cut_into_the_progress_bar(tmp_path):
     its last carriage return) is a table row or a bar, never both."""
     for i in range(3):
         Image.fromarray(np.full((24, 24, 3), 60 + i, np.uint8)).save(tmp_path / f"img{i}.png")
-    screen = io.StringIO()
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
     with contextlib.redirect_stdout(screen), contextlib.redirect_stderr(screen):
         assert main(["detect", str(tmp_path), "--workers", "1"]) == 0
+    assert "file/s" in screen.getvalue()  # the bar was drawn
     shown = [line.rsplit("\r", 1)[-1] for line in screen.getvalue().split("\n")]
     rows = [s for s in shown if re.search(r"img\d\.png", s)]
     assert len(rows) == 3
     assert not [s for s in rows if "%|" in s or "file/s" in s], rows
+    # stderr to a file or a pipe: no bar at all, only the rows and the summary
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        assert main(["detect", str(tmp_path), "--workers", "1"]) == 0
+    assert "\r" not in log.getvalue() and "file/s" not in log.getvalue()
 
 
 def test_feature_cache_on_a_read_only_data_set_falls_back(tmp_path, monkeypatch):

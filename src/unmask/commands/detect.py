@@ -179,7 +179,10 @@ def run(args: argparse.Namespace) -> int:
         # to load stops the command here, in one line, before any output.
         first = next(results, None)
         results = itertools.chain([] if first is None else [first], results)
-    bar = tqdm(total=len(files), unit="file", disable=args.quiet or len(files) < 2, file=sys.stderr)
+    # no bar when stderr is not a terminal: in a log file or a pipe joined with stdout its
+    # carriage returns would land between the result rows
+    quiet = args.quiet or len(files) < 2 or not _is_terminal(sys.stderr)
+    bar = tqdm(total=len(files), unit="file", disable=quiet, file=sys.stderr)
     parquet = bool(args.csv) and args.format == "parquet"
     csv_file = (
         open(args.csv, "w", newline="", encoding="utf-8")  # noqa: SIM115
@@ -302,3 +305,10 @@ def _run_shards(args, files, model_dir, predictor) -> int:
         f"unreadable; per-face rows in {out}"
     )
     return 1 if n_err and n_err == len(per_file) else 0
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
