@@ -306,3 +306,13 @@ def test_composite_scores_a_tiny_image_without_its_tile_member(members, manifest
     # the size unknown, or large enough: both members count, as before
     both = pred.predict([FaceInput(**face), FaceInput(**face, image_size=(32, 40))])
     np.testing.assert_allclose(both.proba[0], both.proba[1])
+
+
+def test_row_image_sizes_from_a_manifest_hand_made():
+    import pandas as pd
+
+    from unmask.evaluation.scoring import row_image_sizes
+
+    df = pd.DataFrame({"orig_width": ["640", "", None, "x"], "orig_height": [360, 10, 5, 7]})
+    assert row_image_sizes(df) == [(640, 360), None, None, None]
+    assert row_image_sizes(pd.DataFrame({"path": ["a.png"]})) == [None]

@@ -55,8 +55,10 @@ def row_image_sizes(df: Any) -> list[tuple[int, int] | None]:
     """Each row's original (w, h) as prepare recorded it; None where unknown."""
     if not {"orig_width", "orig_height"} <= set(df.columns):
         return [None] * len(df)
-    w = df["orig_width"].to_numpy(dtype=np.float64)
-    h = df["orig_height"].to_numpy(dtype=np.float64)
+    import pandas as pd
+
+    w = pd.to_numeric(df["orig_width"], errors="coerce").to_numpy(dtype=np.float64)
+    h = pd.to_numeric(df["orig_height"], errors="coerce").to_numpy(dtype=np.float64)
     return [
         (int(a), int(b)) if np.isfinite(a) and np.isfinite(b) else None
         for a, b in zip(w, h, strict=True)
