@@ -181,3 +181,30 @@ def test_size_matched_auc_removes_a_size_shortcut():
     w, covered = matching_weights(real_side, fake_side)
     assert covered.all()
     assert weighted_roc_auc(y, score, np.r_[w, np.ones(50)]) == pytest.approx(0.5)
+
+
+def test_weighted_auc_equals_repeating_samples_property():
+    """Integer weights are the same as repeating each sample that many times."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from unmask.metrics import weighted_roc_auc
+
+    rows = st.lists(
+        st.tuples(st.integers(0, 1), st.integers(0, 4), st.integers(1, 3)), min_size=2, max_size=30
+    )
+
+    @settings(max_examples=60, deadline=None)
+    @given(rows)
+    def check(data):
+        y = np.array([r[0] for r in data])
+        s = np.array([r[1] for r in data], dtype=float)  # few values: many ties
+        w = np.array([r[2] for r in data])
+        rep = np.repeat(np.arange(len(data)), w)
+        got = weighted_roc_auc(y, s, w)
+        if len(set(y)) < 2:
+            assert math.isnan(got)
+        else:
+            assert got == pytest.approx(M.roc_auc(y[rep], s[rep]), abs=1e-12)
+
+    check()
