@@ -379,10 +379,6 @@ def format_summary(summary: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _label_id(label: str, binary: bool) -> int:
-    return label_to_index(label, 2 if binary else 3)
-
-
 def prepare(
     inputs,
     out_dir: str | Path,
@@ -530,7 +526,7 @@ def prepare(
     if txt:
         for split in SPLITS:
             lines = [
-                f"{r['path']} {_label_id(r['label'], binary)}"
+                f"{r['path']} {label_to_index(r['label'], 2 if binary else 3)}"
                 for r in manifest_rows
                 if r["split"] == split and r["label"] in (DATA_LABELS if binary else LABELS)
             ]

@@ -31,6 +31,7 @@ training generators. Items are `(x, landmarks zeros, y)` like `FaceDataset`'s.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -156,20 +157,33 @@ def downscale(img: np.ndarray, box: tuple[int, int, int, int] | None, factor: fl
 
 
 def _cut_all(
-    df, spec: TileSpec, seed: int | None, desc: str, progress: bool = True, scale: float = 1.0
+    df,
+    spec: TileSpec,
+    seed: int | None,
+    desc: str,
+    progress: bool = True,
+    down_reals: Sequence[float] = (),
 ):
     """(N, K, S, S, 3) uint8: K tiles per row (random grid-aligned origins when `seed` is
-    not None, else the deterministic inference grid), from the original shrunk by `scale`
-    when < 1. Unreadable rows are dropped with a warning; returns (tiles, kept row
-    positions, face-box side in pixels per kept row; the image's shorter side when a row
-    has no box)."""
+    not None, else the deterministic inference grid). Unreadable rows are dropped with a
+    warning; returns (tiles, kept row positions, face-box side in pixels per kept row; the
+    image's shorter side when a row has no box, smaller reals). With `down_reals`, every
+    real row is also cut from its original shrunk by each factor, from the same decode:
+    the last item holds, per factor, (tiles, kept row positions, sides)."""
     import warnings
 
     from tqdm.auto import tqdm
 
+    def side(img: np.ndarray, box) -> float:
+        return float(box[2] - box[0]) if box is not None else float(min(img.shape[:2]))
+
     out, kept, sides = [], [], []
+    smaller: list[tuple[list, list, list]] = [([], [], []) for _ in down_reals]
+    n_real = 0
     rows = df.to_dict("records")
     for i, row in enumerate(tqdm(rows, desc=desc, disable=not progress, leave=False)):
+        real, j = row.get("label") == "real", n_real  # j: the row's place among the reals
+        n_real += real
         try:
             img = decode_original(row)
         except (UnmaskError, OSError, ValueError) as exc:
@@ -177,14 +191,18 @@ def _cut_all(
             continue
         rng = np.random.default_rng([seed, i]) if seed is not None else None
         box = row_box(row)
-        if scale < 1.0:
-            img, box = downscale(img, box, scale)
         out.append(cut_tiles(img, box, spec, rng))
         kept.append(i)
-        sides.append(float(box[2] - box[0]) if box is not None else float(min(img.shape[:2])))
+        sides.append(side(img, box))
+        for k, factor in enumerate(down_reals if real else ()):
+            small, small_box = downscale(img, box, factor)
+            rng_k = np.random.default_rng([(seed or 0) + 1 + k, j])
+            smaller[k][0].append(cut_tiles(small, small_box, spec, rng_k))
+            smaller[k][1].append(i)
+            smaller[k][2].append(side(small, small_box))
     if not out:
         raise UnmaskError(f"{desc}: no readable originals")
-    return np.stack(out), kept, sides
+    return np.stack(out), kept, sides, [(np.stack(t), k, s) for t, k, s in smaller if t]
 
 
 class TileTrainDataset(Dataset):
@@ -364,17 +382,15 @@ class TileDataModule(L.LightningDataModule):
     def _setup_train(self, df) -> None:
         cfg, t = self.cfg, self.cfg.data.tiles
         pool_spec = TileSpec(size=t.size, count=t.pool, region=t.region, align=t.align)
-        pools, kept, sides = _cut_all(df, pool_spec, cfg.seed, "train tiles", self.progress)
+        pools, kept, sides, smaller = _cut_all(
+            df, pool_spec, cfg.seed, "train tiles", self.progress, t.down_reals
+        )
         self.train_df = df.iloc[kept].reset_index(drop=True)
         labels, sources = list(self.train_df["label"]), list(self.train_df["source"])
-        reals = df[df["label"] == "real"].reset_index(drop=True)
-        for k, f in enumerate(t.down_reals):  # the same reals, smaller (see the config)
-            more, kept_r, more_sides = _cut_all(
-                reals, pool_spec, cfg.seed + 1 + k, f"real tiles x{f:g}", self.progress, f
-            )
+        for more, kept_r, more_sides in smaller:  # the same reals, smaller (see the config)
             pools = np.concatenate([pools, more])
             labels += ["real"] * len(kept_r)
-            sources += list(reals["source"].iloc[kept_r])
+            sources += list(df["source"].iloc[kept_r])
             sides += more_sides
         self._train = TileTrainDataset(
             pools,
@@ -393,7 +409,7 @@ class TileDataModule(L.LightningDataModule):
 
     def _setup_val(self, df) -> None:
         cfg, t = self.cfg, self.cfg.data.tiles
-        vtiles, kept, _ = _cut_all(df, tile_spec(cfg), None, "val tiles", self.progress)
+        vtiles, kept, _, _ = _cut_all(df, tile_spec(cfg), None, "val tiles", self.progress)
         val_df = df.iloc[kept].reset_index(drop=True)
         stacks, targets, rows = [], [], []
         n = cfg.data.num_classes
