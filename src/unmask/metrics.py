@@ -321,6 +321,48 @@ def best_threshold(y_true: Any, y_score: Any) -> tuple[float, str]:
     return best_t, THRESHOLD_RULE
 
 
+def fpr_rule(max_fpr: float) -> str:
+    return (
+        f"fpr_cap_val: maximise balanced accuracy on the validation split among the thresholds "
+        f"that flag at most {max_fpr:.0%} of the reals of every real source (each source alike)"
+    )
+
+
+def fpr_capped_threshold(
+    y_true: Any, y_score: Any, groups: Any, max_fpr: float = 0.05
+) -> tuple[float, str]:
+    """The verdict threshold that protects real photos: the lowest `t` at which no group's
+    reals (`groups`: the source of each row) are flagged (`s >= t`) more than `max_fpr` of
+    the time, raised further only where balanced accuracy on (y, s) improves.
+
+    Every real source counts alike, however many rows it has: a large easy source cannot
+    buy a small hard one's false positives (Youden's J on the pooled reals flagged 91% of
+    one shared source). With one class only, returns 0.5 as `best_threshold` does."""
+    y, s = _check_binary(y_true, y_score)
+    g = np.asarray(groups).astype(str)
+    if g.shape != y.shape:
+        raise ValueError("groups must give one source per row")
+    if not 0.0 <= max_fpr < 1.0:
+        raise ValueError(f"max_fpr must be in [0, 1), got {max_fpr}")
+    if one_class_reason(y):
+        return 0.5, "0.5 (validation holds one class only)"
+    floor = -np.inf
+    for src in np.unique(g[y == 0]):
+        real = np.sort(s[(y == 0) & (g == src)])[::-1]
+        k = int(math.floor(max_fpr * real.size + 1e-9))  # reals of src allowed at or above t
+        if k < real.size:  # strictly above the (k+1)-th highest real score of src
+            floor = max(floor, float(np.nextafter(real[k], np.inf)))
+    u = np.unique(s)
+    cands = np.r_[u[0] - 1e-6, (u[:-1] + u[1:]) / 2, u[-1] + 1e-6]
+    cands = np.unique(np.r_[cands[cands >= floor], floor if np.isfinite(floor) else cands[0]])
+    best, best_t = -1.0, float(cands[0])
+    for t in cands:
+        ba = balanced_accuracy(y, (s >= t).astype(np.int64), 2)
+        if ba > best + 1e-12:
+            best, best_t = ba, float(t)
+    return best_t, fpr_rule(max_fpr)
+
+
 def tpr_at_fpr(y_true: Any, y_score: Any, fpr: float) -> float:
     """Detection rate at the operating point where at most `fpr` of the reals are flagged:
     threshold = the smallest score that flags at most floor(fpr * n_real) reals (verdict

@@ -10,8 +10,10 @@ landmarks or native-pixel tiles) into one composite model. Each member's P(fake)
 Platt-calibrated on the manifest's val split, then fused by --rule: max (the highest
 calibrated score) or logistic (stacking); auto picks the rule with the higher mean AUC
 on val sources held out of the fusion fit (with fakes of two or more sources; else the
-lower 5-fold cross-validated log-loss). The threshold is chosen on val (Youden's J); the test
-split is never read. Every face's result names the member that drove its score (`driver`).
+lower 5-fold cross-validated log-loss). The threshold is chosen on val to protect real
+photos: the best balanced accuracy among thresholds that flag at most --max-fpr (5%) of the
+reals of every real source, each source alike (--max-fpr 0: Youden's J); the test split is
+never read. Every face's result names the member that drove its score (`driver`).
 
 --size-calibrate NAME=200,400 calibrates that member per face size instead (crop-box side
 in native pixels: below 200, 200-400, 400 and up), each bin on its own val faces with
@@ -33,6 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rule", choices=("max", "logistic", "auto"), default="auto")
     p.add_argument("-o", "--output", required=True, help="the composite model folder (new)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--max-fpr",
+        type=float,
+        default=0.05,
+        help="most reals of any one val source the threshold may flag (0: Youden's J)",
+    )
     p.add_argument("--id", default="", help="the model's id in model.json (default: folder name)")
     p.add_argument(
         "--size-calibrate",
@@ -69,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         model_id=args.id,
         size_edges=size_edges,
         size_mode=args.size_mode,
+        max_fpr=args.max_fpr,
     )
     from unmask.modelfile import read_saved_model
 

@@ -24,6 +24,7 @@ Columns (paths are relative to the manifest's folder, so the folder can be moved
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 MANIFEST_NAME = "manifest.csv"
 MANIFEST_PARQUET = "manifest.parquet"  # `prepare --format parquet` (unmask.data.tables)
@@ -134,3 +135,13 @@ def load_landmarks(path: str | Path | None):
     if lm.ndim != 2 or lm.shape[0] != 468 or lm.shape[1] not in (2, 3):
         return None
     return lm.astype(np.float32)
+
+
+def row_box_sides(df: Any) -> Any:
+    """(N,) each row's square crop-box side in the original's pixels, NaN where unknown (no
+    box columns): what `detect` gives a composite for face-size calibration."""
+    import numpy as np
+
+    if not {"box_x0", "box_x1"} <= set(df.columns):
+        return np.full(len(df), np.nan)
+    return (df["box_x1"].astype(float) - df["box_x0"].astype(float)).to_numpy(np.float64)

@@ -187,7 +187,10 @@ class _Scorer:
             # members/NAME` costs nothing more), on val for the refit and on the eval rows
             names = [m.name for m in pred.fusion.members]
             folders = [member_dir(folder, n) for n in names]
+            from unmask.evaluation.compose import saved_max_fpr
+
             entry["fusion"] = pred.fusion.rule
+            entry["max_fpr"] = saved_max_fpr(pred.meta)
             entry["names"] = names
             entry["members_eval"] = np.stack([self.get(f, refit)["score"] for f in folders], 1)
             entry["members_val"] = np.stack([self._val_score(f) for f in folders], 1)
@@ -236,14 +239,16 @@ def _scores_for(entry: dict[str, Any], df_val: Any, held: str) -> tuple[np.ndarr
     `held` for a composite)."""
     if entry["fusion"] is None:
         return entry["score"], entry["threshold"], "saved"
-    from unmask.evaluation.compose import fit_fusion
+    from unmask.evaluation.compose import choose_threshold, fit_fusion
     from unmask.inference.composite import fuse
-    from unmask.metrics import best_threshold
 
     keep, note = refit_rows(df_val, held)
     yv = _y(df_val["label"])[keep]
     fusion = fit_fusion(entry["members_val"][keep], yv, entry["names"], entry["fusion"])
-    thr, _ = best_threshold(yv, fuse(entry["members_val"][keep], fusion)[0])
+    src_v = df_val["source"].astype(str).to_numpy()[keep]
+    thr, _ = choose_threshold(
+        yv, fuse(entry["members_val"][keep], fusion)[0], src_v, entry["max_fpr"]
+    )
     return fuse(entry["members_eval"], fusion, usable=entry["usable_eval"])[0], thr, note
 
 

@@ -247,6 +247,25 @@ def choose_rule(
     return best, {"method": method, "rules": record}
 
 
+def choose_threshold(
+    y: np.ndarray, score: np.ndarray, sources: np.ndarray | None, max_fpr: float
+) -> tuple[float, str]:
+    """The composite's verdict threshold on val: with `max_fpr` > 0 and known sources, the
+    one that flags at most `max_fpr` of every real source's reals
+    (`metrics.fpr_capped_threshold`); else Youden's J (`metrics.best_threshold`)."""
+    from unmask.metrics import best_threshold, fpr_capped_threshold
+
+    if max_fpr > 0 and sources is not None:
+        return fpr_capped_threshold(y, score, sources, max_fpr)
+    return best_threshold(y, score)
+
+
+def saved_max_fpr(meta: dict[str, Any]) -> float:
+    """The FPR cap a saved composite's threshold was chosen with (0: Youden's J)."""
+    value = (meta.get("training") or {}).get("threshold_max_fpr", 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
 def member_name(folder: str | Path) -> str:
     return re.sub(r"[^a-z0-9_\-]", "-", Path(folder).resolve().name.lower()).strip("-")[:32] or "m"
 
@@ -277,16 +296,19 @@ def compose_models(
     model_id: str = "",
     size_edges: dict[str, Sequence[float]] | None = None,
     size_mode: str = "platt",
+    max_fpr: float = 0.05,
 ) -> Path:
     from unmask.data.manifest import read_manifest
     from unmask.evaluation.scoring import score_rows
     from unmask.inference.composite import fuse
     from unmask.inference.predictor import load_predictor
-    from unmask.metrics import best_threshold, binary_report, roc_auc
+    from unmask.metrics import binary_report, roc_auc
     from unmask.modelfile import MEMBERS_DIR, new_saved_model, write_saved_model
 
     if rule not in RULES:
         raise UnmaskError(f"--rule must be one of {', '.join(RULES)}, got {rule!r}")
+    if not 0.0 <= max_fpr < 1.0:
+        raise UnmaskError(f"--max-fpr must be in [0, 1), got {max_fpr}")
     dirs = [Path(d) for d in member_dirs]
     if not 1 <= len(dirs) <= 8:
         raise UnmaskError("a composite needs 1-8 member model folders")
@@ -328,8 +350,8 @@ def compose_models(
         cols.append(1.0 - np.asarray(proba)[:, 0])
     p_fake = np.stack(cols, axis=1)
     choice: dict[str, Any] = {"requested": rule}
+    sources = df["source"].astype(str).to_numpy() if "source" in df.columns else None
     if rule == "auto":
-        sources = df["source"].astype(str).to_numpy() if "source" in df.columns else None
         rule, record = choose_rule(p_fake, y, sources, sides, per_member, size_mode)
         choice.update(record)
     choice["chosen"] = rule
@@ -337,9 +359,14 @@ def compose_models(
         choice["size_calibration"] = {"mode": size_mode, "edges": size_edges}
     fusion = fit_fusion(p_fake, y, names, rule, sides, per_member, size_mode)
     score, _ = fuse(p_fake, fusion, sides)
-    threshold, threshold_rule = best_threshold(y, score)
+    threshold, threshold_rule = choose_threshold(y, score, sources, max_fpr)
     val = binary_report(y, score, threshold, n_boot=200)
     val["members_auc"] = {n: roc_auc(y, p_fake[:, i]) for i, n in enumerate(names)}
+    if sources is not None:  # the rule's promise, per real source, on val
+        val["fpr_by_real_source"] = {
+            str(src): float(np.mean(score[(y == 0) & (sources == src)] >= threshold))
+            for src in sorted(set(sources[y == 0]))
+        }
 
     saved = new_saved_model(
         id=model_id or out.name,
@@ -355,6 +382,7 @@ def compose_models(
             "val_manifest": str(val_manifest),
             "n_val": int(len(y)),
             "rule": choice,
+            "threshold_max_fpr": float(max_fpr) if sources is not None else 0.0,
             "members": {n: str(d) for n, d in zip(names, dirs, strict=True)},
         },
     )

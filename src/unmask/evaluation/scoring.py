@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from unmask.data.manifest import row_box_sides  # noqa: F401  (eval, bench, compose use it here)
 from unmask.errors import BadInputError, UnmaskError
 from unmask.evaluation.perturb import NONE, Perturbation, apply
 
@@ -41,14 +42,6 @@ def row_landmarks(df: Any) -> list[np.ndarray | None]:
         load_landmarks(p) if rel else None
         for rel, p in zip(df["landmarks"], df["abs_landmarks"], strict=True)
     ]
-
-
-def row_box_sides(df: Any) -> np.ndarray:
-    """(N,) each row's square crop-box side in the original's pixels, NaN where unknown (no
-    box columns): what `detect` gives a composite for face-size calibration."""
-    if not {"box_x0", "box_x1"} <= set(df.columns):
-        return np.full(len(df), np.nan)
-    return (df["box_x1"].astype(float) - df["box_x0"].astype(float)).to_numpy(np.float64)
 
 
 def row_image_sizes(df: Any) -> list[tuple[int, int] | None]:

@@ -40,10 +40,7 @@ def augment_crop(
         pil = pil.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(lo, hi))))
     if cfg.jpeg_prob > 0 and rng.random() < cfg.jpeg_prob:
         lo, hi = cfg.jpeg_quality
-        buf = io.BytesIO()
-        pil.save(buf, format="JPEG", quality=int(rng.integers(lo, hi + 1)))
-        buf.seek(0)
-        pil = Image.open(buf).convert("RGB")
+        pil = _jpeg(pil, int(rng.integers(lo, hi + 1)))
     if cfg.color_jitter > 0:
         s = cfg.color_jitter
         for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
@@ -52,6 +49,19 @@ def augment_crop(
     if flipped:
         pil = pil.transpose(Image.FLIP_LEFT_RIGHT)
     return np.asarray(pil, dtype=np.uint8), flipped
+
+
+def _jpeg(pil: Image.Image, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    pil.save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
+def jpeg_reencode(img: np.ndarray, quality: int) -> np.ndarray:
+    """A uint8 RGB image JPEG-encoded at `quality` and decoded again (a new array)."""
+    pil = Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8))
+    return np.asarray(_jpeg(pil, int(quality)), dtype=np.uint8)
 
 
 def flip_landmarks(landmarks: np.ndarray) -> np.ndarray:

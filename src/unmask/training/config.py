@@ -72,9 +72,23 @@ class DataConfig:
     synth_parts: float = 0.0  # chance a blend is part-level (eyes/nose/mouth...), else face
     labels: tuple[str, ...] = ()  # train/val only on rows with these labels (empty: all)
     val_synth: bool = False  # val reals also get one fixed (seeded) blend each
+    # Crop training draws `epoch_size` rows an epoch (0: every row once, shuffled) balanced by
+    # `balance` (unmask.training.sampling): "source" = class, then source; "scale" = a
+    # face-size bin (crop-box side cut at `scale_edges`) first, so size is never the signal.
+    balance: Literal["none", "source", "scale"] = "none"
+    scale_edges: tuple[int, ...] = (200, 400)
+    epoch_size: int = 0
+    # val rows re-encoded at this JPEG quality (0: as stored): every source alike, as on the web
+    val_jpeg: int = 0
 
     def __post_init__(self) -> None:
         _in_range("data.input_size", self.input_size, 16, 1024)
+        _in_range("data.epoch_size", self.epoch_size, 0, 10**9)
+        _in_range("data.val_jpeg", self.val_jpeg, 0, 100)
+        if any(b <= a for a, b in zip(self.scale_edges, self.scale_edges[1:])) or any(
+            e <= 0 for e in self.scale_edges
+        ):
+            raise ValueError("data.scale_edges must be positive and increasing")
         _in_range("data.max_per_class", self.max_per_class, 0, 10**9)
         _in_range("data.num_workers", self.num_workers, 0, 256)
         _in_range("data.batch_size", self.batch_size, 1, 65536)

@@ -71,6 +71,7 @@ class FaceDataset(Dataset):
         pairs: bool = False,
         synth_parts: float = 0.0,
         fixed_seed: int | None = None,
+        jpeg_quality: int = 0,
     ) -> None:
         self.paths = list(df["abs_path"])
         lms = df["abs_landmarks"] if "abs_landmarks" in df.columns else [""] * len(df)
@@ -88,6 +89,8 @@ class FaceDataset(Dataset):
         self.synth_parts = synth_parts
         # fixed_seed: deterministic blends without augmentation (validation pairs).
         self.fixed_seed = fixed_seed
+        # un-augmented items re-encoded at this quality (data.val_jpeg; 0: as stored)
+        self.jpeg_quality = int(jpeg_quality)
         for s in self.synth:
             if s != "blend":
                 raise UnmaskError(f"data.synth: unknown on-the-fly fake {s!r}; valid: blend")
@@ -144,6 +147,10 @@ class FaceDataset(Dataset):
             img, flipped = augment_crop(img, self.augment, rng)
             if flipped and lm is not None:
                 lm = flip_landmarks(lm)
+        elif self.jpeg_quality > 0:
+            from unmask.training.augment import jpeg_reencode
+
+            img = jpeg_reencode(img, self.jpeg_quality)
         x = torch.from_numpy(resize_normalize(img, self.input_size))
         lm_t = torch.from_numpy(landmarks_array(lm if self.with_landmarks else None))
         return x, lm_t, y
@@ -220,14 +227,35 @@ class FaceDataModule(L.LightningDataModule):
             pairs=d.synth_pairs or (not train and d.val_synth),
             synth_parts=d.synth_parts,
             fixed_seed=None if aug else self.cfg.seed,
+            jpeg_quality=0 if aug else d.val_jpeg,
         )
 
-    def _loader(self, ds: FaceDataset, shuffle: bool) -> DataLoader:
+    def _sampler(self, ds: FaceDataset):
+        """`data.epoch_size` balanced draws (unmask.training.sampling); None: plain shuffle."""
+        d = self.cfg.data
+        if d.balance == "none" and d.epoch_size == 0:
+            return None
+        from torch.utils.data import WeightedRandomSampler
+
+        from unmask.training.sampling import balanced_row_weights
+
+        df = self.train_df
+        sides = None
+        if d.balance == "scale":
+            from unmask.data.manifest import row_box_sides
+
+            sides = row_box_sides(df)
+        w = balanced_row_weights(list(df["label"]), list(df["source"]), d.balance, sides, d.scale_edges)
+        n = d.epoch_size or len(ds)
+        return WeightedRandomSampler(torch.as_tensor(w, dtype=torch.double), n, replacement=True)
+
+    def _loader(self, ds: FaceDataset, shuffle: bool, sampler=None) -> DataLoader:
         w = self.cfg.data.num_workers
         return DataLoader(
             ds,
             batch_size=self.cfg.data.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             num_workers=w,
             persistent_workers=w > 0,
             pin_memory=torch.cuda.is_available(),
@@ -235,7 +263,8 @@ class FaceDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("train"), shuffle=True)
+        ds = self.dataset("train")
+        return self._loader(ds, shuffle=True, sampler=self._sampler(ds))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.dataset("val"), shuffle=False)
