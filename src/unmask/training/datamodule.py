@@ -245,7 +245,9 @@ class FaceDataModule(L.LightningDataModule):
             from unmask.data.manifest import row_box_sides
 
             sides = row_box_sides(df)
-        w = balanced_row_weights(list(df["label"]), list(df["source"]), d.balance, sides, d.scale_edges)
+        w = balanced_row_weights(
+            list(df["label"]), list(df["source"]), d.balance, sides, d.scale_edges
+        )
         n = d.epoch_size or len(ds)
         return WeightedRandomSampler(torch.as_tensor(w, dtype=torch.double), n, replacement=True)
 

@@ -87,6 +87,9 @@ class DetectorModule(L.LightningModule):
         self.save_hyperparameters({"config": to_dict(cfg)})  # logged, never read back
         self.cfg = cfg
         self.model = spec.build(cfg.data.num_classes, pretrained=cfg.detector.pretrained)
+        self.channels_last = cfg.trainer.channels_last
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.needs_landmarks = spec.info.needs_landmarks
         w = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.register_buffer("class_weights", w, persistent=False)
@@ -94,6 +97,8 @@ class DetectorModule(L.LightningModule):
         self._val_y: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor, landmarks: torch.Tensor | None = None) -> torch.Tensor:
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x, landmarks) if self.needs_landmarks else self.model(x)
 
     def training_step(self, batch, batch_idx: int):
