@@ -62,11 +62,15 @@ def test_detect_json_and_server_never_write_nan(tmp_path):
         w.write(res)
     w.close({"nan": math.nan})
     doc = _strict(out.getvalue())
-    assert doc["results"][0]["faces"][0]["p_fake"] is None
+    # a score that is not a number gives no verdict (issue 24: NaN weights read "real")
+    res = doc["results"][0]
+    assert res["status"] == "error" and res["reason"] == "score_not_finite"
+    assert res["verdict"] == "error" and not res["faces"]
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG")
     with TestClient(create_app(pred)) as c:
         r = c.post("/v1/detect", files={"file": ("x.png", buf.getvalue(), "image/png")})
-        assert r.status_code == 200
-        assert _strict(r.text)["result"]["faces"][0]["p_fake"] is None
+        body = _strict(r.text)
+        assert body["result"]["verdict"] == "error"
+        assert body["result"]["reason"] == "score_not_finite"
         assert _strict(c.get("/v1/models").text)["models"][0]["threshold"] == 0.5

@@ -112,7 +112,34 @@ HOSTILE = {
         tiles={"size": 64, "count": 4, "region": "face", "align": 8}
     ),
     "format 3": lambda m, d: m.update(format="unmask-model/3"),
+    "NaN weights": lambda m, d: _nan_weights(d),
 }
+
+
+def _nan_weights(d: Path) -> None:
+    """Every float tensor of the weights NaN (issue 24: such a model called every face real)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    w = d / "weights.safetensors"
+    state = load_file(str(w))
+    save_file(
+        {k: torch.full_like(v, math.nan) if v.is_floating_point() else v for k, v in state.items()},
+        str(w),
+    )
+
+
+def test_huge_integer_in_model_json_is_one_line(tiny, tmp_path):
+    d = tmp_path / "huge"
+    shutil.copytree(tiny, d)
+    text = (d / "model.json").read_text()
+    (d / "model.json").write_text(
+        text.replace('"threshold": ', '"threshold": ' + "9" * 5001 + ', "x": ', 1)
+    )
+    from unmask.inference.predictor import load_predictor
+
+    with pytest.raises(UnmaskError, match="not valid JSON"):
+        load_predictor(d)
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))

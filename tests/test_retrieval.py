@@ -54,3 +54,22 @@ def test_index_of_a_composite_names_its_members(tmp_path, capsys):
     code = main(["index", str(tmp_path), "-o", str(tmp_path / "idx"), "--member", "nope"])
     err = capsys.readouterr().err
     assert code == 2 and "has members artifact, blend" in err and len(err.splitlines()) == 1
+
+
+def test_similar_on_a_folder_is_one_line(tmp_path, rng, capsys):
+    """`unmask similar IDX some_folder` ended in StopIteration (issue 24)."""
+    from unmask.cli import main
+    from unmask.inference.testing import tiny_torch_model
+
+    model = tiny_torch_model(tmp_path / "model")
+    emb = rng.normal(size=(4, 8)).astype(np.float32)
+    items = [
+        {"path": f"{i}.png", "label": "real", "source": "s", "split": "train"} for i in range(4)
+    ]
+    save_index(tmp_path / "idx", build_index(emb), items, {"model": str(model), "dims": 8})
+    (tmp_path / "folder").mkdir()
+    for target in (tmp_path / "folder", tmp_path / "missing.jpg"):
+        capsys.readouterr()
+        assert main(["similar", str(tmp_path / "idx"), str(target)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "similar looks up one IMAGE" in err, err

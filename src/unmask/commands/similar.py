@@ -73,7 +73,12 @@ def run(args: argparse.Namespace) -> int:
         raise UnmaskError("give an IMAGE to look up, or --evaluate MANIFEST")
     from unmask.inference.detect import detect_paths
 
-    res = next(detect_paths([args.image], predictor, workers=1, keep_crops=True))
+    if not Path(args.image).is_file():  # a folder expands to no file or to many: one image
+        what = "a folder" if Path(args.image).is_dir() else "not a file"
+        raise UnmaskError(f"{args.image}: {what}; similar looks up one IMAGE")
+    res = next(iter(detect_paths([args.image], predictor, workers=1, keep_crops=True)), None)
+    if res is None:
+        raise UnmaskError(f"{args.image}: nothing to look up")
     if res.status == "error":
         raise UnmaskError(f"{args.image}: {res.reason} {res.detail}".strip())
     if not res.faces:

@@ -44,6 +44,11 @@ class ClassicalPredictor(CropPredictor):
             arrays = load_file(str(wpath))
         except (SafetensorError, OSError) as exc:
             raise UnmaskError(f"{wpath}: unreadable weights ({str(exc)[:80]})") from None
+        bad = next(
+            (k for k, v in arrays.items() if v.dtype.kind == "f" and not np.isfinite(v).all()), None
+        )
+        if bad is not None:
+            raise UnmaskError(f"{wpath}: tensor {bad!r} holds NaN or infinite values")
         try:
             self.model = ArrayModel(arrays, asdict(saved.head))
         except ValueError as exc:

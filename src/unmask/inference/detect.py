@@ -294,6 +294,16 @@ def _finish(
             reason=item["error"],
             detail=item.get("detail", ""),
         )
+    if len(proba) and not np.isfinite(np.asarray(proba, dtype=np.float64)).all():
+        # a score that is not a number is no evidence either way: never a verdict
+        return FileResult(
+            item["file"],
+            item["kind"],
+            "error",
+            "error",
+            reason="score_not_finite",
+            detail="the model gave a NaN or infinite score",
+        )
     classes = predictor.classes
     thr = float(predictor.threshold)
     faces: list[FaceResult] = []

@@ -43,7 +43,8 @@ def face_csv_columns(classes) -> list[str]:
             "det_score",
             "p_fake",
         ]
-        + [f"p_{c}" for c in classes[1:]]
+        # a binary model's second class is "fake": its column is p_fake already
+        + [f"p_{c}" for c in classes[1:] if c != "fake"]
         + ["verdict", "driver", "file_verdict", "reason"]
     )
 
@@ -79,7 +80,8 @@ def face_rows(res, classes) -> list[dict[str, Any]]:
             driver=f.driver,
         )
         for c in classes[1:]:
-            row[f"p_{c}"] = f.probs.get(c)
+            if c != "fake":
+                row[f"p_{c}"] = f.probs.get(c)
         rows.append(row)
     return rows
 

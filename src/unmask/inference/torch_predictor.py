@@ -73,6 +73,12 @@ class TorchPredictor:
             state = load_file(str(wpath), device="cpu")
         except (SafetensorError, OSError) as exc:
             raise UnmaskError(f"{wpath}: unreadable weights ({str(exc)[:80]})") from None
+        bad = next(
+            (k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()),
+            None,
+        )
+        if bad is not None:  # a NaN network scores nothing, yet every face would read "real"
+            raise UnmaskError(f"{wpath}: tensor {bad!r} holds NaN or infinite values")
         try:
             self.model.load_state_dict(state, strict=True)
         except RuntimeError as exc:

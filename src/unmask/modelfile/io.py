@@ -97,6 +97,8 @@ def read_saved_model(folder: str | Path) -> SavedModel:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UnmaskError(f"{path}: not valid JSON") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits (Python's int limit)
+        raise UnmaskError(f"{path}: not valid JSON ({str(exc)[:80]})") from None
     except RecursionError:
         raise UnmaskError(f"{path}: nested too deeply") from None
     return parse_saved_model(data, str(path))
