@@ -161,3 +161,55 @@ def test_feature_cache_on_a_read_only_data_set_falls_back(tmp_path, monkeypatch)
     feats = extract_files([img], "spectrum", 32, cache_dir=blocked / ".cache", progress=False)
     assert feats.shape[0] == 1 and np.isfinite(feats).all()
     assert list((tmp_path / "xdg" / "unmask" / "features").glob("*.npy"))
+
+
+# --- training values that used to hang or end in a traceback (issue 24) -----------------
+@pytest.fixture(scope="module")
+def tiny_manifest(tmp_path_factory) -> Path:
+    from test_training_engine import make_tiny_manifest
+
+    return make_tiny_manifest(tmp_path_factory.mktemp("trainvals"), n_per_class=4, size=32)
+
+
+@pytest.mark.parametrize(
+    ("sets", "says"),
+    [
+        (["trainer.devices=99", "trainer.accelerator=cpu"], "CPU core"),
+        (["trainer.precision=evil"], "trainer.precision must be one of"),
+        (["trainer.resume=/etc/passwd"], "is not a checkpoint"),
+        (["detector.name=resnet18", "detector.kwargs.backbone=resnet34"], "detector 'resnet18'"),
+    ],
+)
+def test_bad_training_values_are_one_line(tiny_manifest, tmp_path, capsys, sets, says):
+    import torch
+
+    if "trainer.accelerator=cuda" in sets and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    argv = ["train", "configs/resnet18.yaml", "-o", str(tmp_path / "m")]
+    argv += ["--set", f"data.manifest={tiny_manifest}", "--set", "data.input_size=32"]
+    for s in sets:
+        argv += ["--set", s]
+    capsys.readouterr()
+    err = _one_line_error(capsys, main(argv))
+    assert says in err, err
+    assert not (tmp_path / "m" / "model.json").exists()
+
+
+def test_cuda_without_a_gpu_is_one_line(tiny_manifest, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    argv = ["train", "configs/resnet18.yaml", "-o", str(tmp_path / "m")]
+    argv += ["--set", f"data.manifest={tiny_manifest}", "--set", "trainer.accelerator=cuda"]
+    assert "no CUDA GPU" in _one_line_error(capsys, main(argv))
+
+
+def test_classical_calibration_on_a_small_val_split(tmp_path):
+    """A classical config on a manifest with 3 val rows per class trains (cv folds fit the
+    rarest class) instead of sklearn's n_splits traceback."""
+    from unmask.training.classical import train_classical
+
+    man = make_manifest(tmp_path / "data", {"train": 8, "val": 3, "test": 2}, sources=("a",))
+    model = train_classical(_cfg(man, "spectrum-logreg", tmp_path / "model"), progress=False)
+    assert (model / "model.json").is_file()

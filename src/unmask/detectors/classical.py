@@ -156,7 +156,19 @@ def calibrate(pipe: Any, z_val: np.ndarray, y_val: np.ndarray) -> None:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
 
-    cal = CalibratedClassifierCV(FrozenEstimator(pipe.named_steps["clf"]), method="sigmoid")
+    from unmask.errors import UnmaskError
+
+    counts = np.bincount(np.asarray(y_val, dtype=np.int64))
+    fewest = int(counts[counts > 0].min()) if counts.size else 0
+    if fewest < 2 or (counts > 0).sum() < 2:
+        raise UnmaskError(
+            f"calibration needs at least 2 rows of each class (has {counts.tolist()}); "
+            "use a larger manifest"
+        )
+    # sklearn cross-validates the calibration: at most as many folds as the rarest class
+    cal = CalibratedClassifierCV(
+        FrozenEstimator(pipe.named_steps["clf"]), method="sigmoid", cv=min(5, fewest)
+    )
     cal.fit(z_val, y_val)
     pipe.steps[-1] = ("clf", cal)
 

@@ -144,6 +144,21 @@ class OptimConfig:
         _in_range("optim.freeze_backbone_epochs", self.freeze_backbone_epochs, 0, 10**6)
 
 
+# Lightning's precision names (the integer forms as strings)
+PRECISIONS = (
+    "32-true",
+    "32",
+    "64-true",
+    "64",
+    "16-mixed",
+    "bf16-mixed",
+    "16-true",
+    "bf16-true",
+    "16",
+    "bf16",
+)
+
+
 @dataclass(frozen=True)
 class TrainerConfig:
     max_epochs: int = 10
@@ -164,6 +179,10 @@ class TrainerConfig:
     channels_last: bool = False
 
     def __post_init__(self) -> None:
+        if str(self.precision) not in PRECISIONS:
+            raise ValueError(
+                f"trainer.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         _in_range("trainer.max_epochs", self.max_epochs, 1, 10**6)
         _in_range("trainer.patience", self.patience, 0, 10**6)
         _in_range("trainer.num_nodes", self.num_nodes, 1, 10**4)

@@ -47,7 +47,12 @@ class DetectorSpec:
     info: DetectorInfo
 
     def build(self, num_classes: int, pretrained: bool = False):
-        return build_cnn(self.name, num_classes=num_classes, pretrained=pretrained, **self.kwargs)
+        try:
+            return build_cnn(
+                self.name, num_classes=num_classes, pretrained=pretrained, **self.kwargs
+            )
+        except TypeError as exc:  # e.g. detector.kwargs.backbone on a detector that fixes it
+            raise UnmaskError(f"detector {self.name!r}: {str(exc)[:160]}") from None
 
 
 def detector_spec(cfg: TrainConfig) -> DetectorSpec:
@@ -199,6 +204,41 @@ def _monitor_mode(monitor: str) -> str:
     return "min" if monitor == "val_loss" else "max"
 
 
+def check_trainer(t) -> None:
+    """The trainer values that Lightning would only fail on (or hang on) after the data is
+    loaded, checked first: one line each."""
+    import os
+
+    gpu = t.accelerator in ("gpu", "cuda")
+    if gpu and not torch.cuda.is_available():
+        raise UnmaskError(f"trainer.accelerator={t.accelerator}: no CUDA GPU on this machine")
+    if t.accelerator not in ("auto", "cpu", "gpu", "cuda", "mps"):
+        raise UnmaskError(
+            f"trainer.accelerator must be auto, cpu, gpu, cuda or mps, got {t.accelerator!r}"
+        )
+    on_cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
+    n = len(t.devices) if isinstance(t.devices, list) else t.devices
+    cores = os.cpu_count() or 1
+    if on_cpu and isinstance(n, int) and n > cores:
+        # Lightning starts n processes and waits for all of them: on fewer cores it hangs
+        raise UnmaskError(f"trainer.devices={n}: this machine has {cores} CPU core(s)")
+    if gpu and isinstance(n, int) and n > torch.cuda.device_count():
+        raise UnmaskError(
+            f"trainer.devices={n}: this machine has {torch.cuda.device_count()} GPU(s)"
+        )
+    if t.resume:
+        if not Path(t.resume).is_file():
+            raise UnmaskError(f"trainer.resume: checkpoint not found: {t.resume}")
+        try:
+            ckpt = torch.load(t.resume, map_location="cpu", weights_only=True)
+        except Exception as exc:  # not a torch file at all, or one that runs code
+            raise UnmaskError(
+                f"trainer.resume: {t.resume} is not a checkpoint ({type(exc).__name__})"
+            ) from None
+        if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+            raise UnmaskError(f"trainer.resume: {t.resume} is not a Lightning checkpoint")
+
+
 def train_cnn(cfg: TrainConfig) -> Path:
     """Train `cfg.detector` with Lightning and export the saved-model folder; returns it."""
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
@@ -207,8 +247,7 @@ def train_cnn(cfg: TrainConfig) -> Path:
 
     out = Path(cfg.output)
     t = cfg.trainer
-    if t.resume and not Path(t.resume).is_file():
-        raise UnmaskError(f"trainer.resume: checkpoint not found: {t.resume}")
+    check_trainer(t)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     spec = detector_spec(cfg)  # resolved once; fails early on unknown names
     tiles = None
