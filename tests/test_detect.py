@@ -172,3 +172,24 @@ def test_explain_writes_heatmaps(inputs, tmp_path, capsys):
     for p in pngs:
         assert "gradcam" in p.name
         assert np.asarray(Image.open(p)).std() > 5
+
+
+def test_one_file_under_several_spellings_is_scored_once(inputs, capsys, tmp_path, monkeypatch):
+    """a.jpg ./a.jpg /abs/a.jpg dir//a.jpg link.jpg: one scored, four `duplicate`s (issue 24)."""
+    import shutil
+
+    d = tmp_path / "dup"
+    d.mkdir()
+    shutil.copy(inputs["dir"] / "one.jpg", d / "a.jpg")
+    (d / "link.jpg").symlink_to(d / "a.jpg")
+    (d / "loop.jpg").symlink_to(d / "loop.jpg")
+    monkeypatch.chdir(d)
+    code, doc = run_json(
+        capsys, "a.jpg", "./a.jpg", d / "a.jpg", f"{d}//a.jpg", "link.jpg", "loop.jpg"
+    )
+    res = doc["results"]
+    assert len(res) == 6
+    assert res[0]["status"] == "ok" and res[0]["faces"]
+    assert [r["reason"] for r in res[1:5]] == ["duplicate"] * 4
+    assert all(not r["faces"] for r in res[1:])
+    assert res[5]["reason"] == "unreadable"  # a symlink loop, as prepare says it

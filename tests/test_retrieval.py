@@ -73,3 +73,20 @@ def test_similar_on_a_folder_is_one_line(tmp_path, rng, capsys):
         assert main(["similar", str(tmp_path / "idx"), str(target)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "similar looks up one IMAGE" in err, err
+
+
+def test_index_write_failure_is_one_line(tmp_path, rng, monkeypatch):
+    """FAISS raises RuntimeError on a full disk: one UnmaskError, no half-written file."""
+    from unmask.errors import UnmaskError
+
+    def full_disk(index, path):
+        with open(path, "wb") as fh:
+            fh.write(b"partial")
+        raise RuntimeError("Error in faiss::FileIOWriter: ret == 1 failed: No space left on device")
+
+    monkeypatch.setattr(faiss, "write_index", full_disk)
+    emb = rng.normal(size=(4, 8)).astype(np.float32)
+    items = [{"path": "a.png", "label": "real", "source": "s", "split": "train"}] * 4
+    with pytest.raises(UnmaskError, match="no space left on device"):
+        save_index(tmp_path / "idx", build_index(emb), items, {"model": "m", "dims": 8})
+    assert not (tmp_path / "idx" / "index.faiss").exists()

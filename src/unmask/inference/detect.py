@@ -83,6 +83,41 @@ def detection_spec(spec: PreprocessSpec, largest_only: bool = False) -> Preproce
 # ---------------------------------------------------------------- inputs
 
 
+def first_listing(files: Sequence[Path]) -> list[int | None]:
+    """For each file, the index of an earlier listing of the same file (`a.jpg`, `./a.jpg`,
+    its absolute path, `dir//a.jpg`, a symlink to it), else None: scored once, the rest are
+    `duplicate`s, as `prepare` counts them."""
+    seen: dict[str, int] = {}
+    out: list[int | None] = []
+    for i, f in enumerate(files):
+        try:
+            real = os.path.realpath(f) if f.exists() else None
+        except (OSError, ValueError):
+            real = None
+        out.append(seen.get(real) if real is not None else None)
+        if real is not None:
+            seen.setdefault(real, i)
+    return out
+
+
+def _with_duplicates(
+    files: Sequence[Path], earlier: Sequence[int | None], extracted: Iterator[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
+    """`extracted` (the unique files' items, in order) with a `duplicate` item in the place
+    of each repeated listing: every input is accounted for, none is scored twice."""
+    for f, e in zip(files, earlier, strict=True):
+        if e is None:
+            yield next(extracted)
+        else:
+            yield {
+                "file": str(f),
+                "kind": "unknown",
+                "faces": [],
+                "error": "duplicate",
+                "detail": f"same file as {str(files[e])!r} (listed more than once)",
+            }
+
+
 def expand_inputs(paths: Iterable[str | Path]) -> Iterator[Path]:
     """Files named directly, and every file under named folders (recursive, sorted).
     Missing paths are yielded too: they become `missing` errors, never a crash; so are
@@ -137,6 +172,8 @@ def _extract(
     out: dict[str, Any] = {"file": str(path), "kind": "unknown", "faces": []}
     try:
         if not path.exists():
+            if path.is_symlink():  # a loop or a dangling link, as prepare reports it
+                raise BadInputError(path, "unreadable", "a symbolic link that leads nowhere")
             raise BadInputError(path, "missing", "no such file")
         kind = sniff_kind(path)
         if kind is None:
@@ -384,8 +421,14 @@ def detect_paths(
     # Room for a whole batch of files plus the threads' work: faces are found while the
     # model scores the previous batch (crops are small; the decoded images are not kept).
     window = batch_size + 2 * workers + 2
-    extracted = _iter_extracted(
-        files, spec, every, frames, workers, landmarks, predictor.needs.tiles, window
+    earlier = first_listing(files)
+    unique = [f for f, e in zip(files, earlier, strict=True) if e is None]
+    extracted = _with_duplicates(
+        files,
+        earlier,
+        _iter_extracted(
+            unique, spec, every, frames, workers, landmarks, predictor.needs.tiles, window
+        ),
     )
     try:
         for k, item in enumerate(extracted):

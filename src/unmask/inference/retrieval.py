@@ -71,7 +71,14 @@ def build_index(embeddings: np.ndarray, ivf_lists: int = 0):
 def save_index(out_dir: Path, index, items: list[dict], meta: dict) -> None:
     faiss = _faiss()
     out_dir.mkdir(parents=True, exist_ok=True)
-    faiss.write_index(index, str(out_dir / INDEX_FILE))
+    try:
+        faiss.write_index(index, str(out_dir / INDEX_FILE))
+    except RuntimeError as exc:  # FAISS reports a full disk or a failed write this way
+        from unmask.errors import UnmaskError
+
+        (out_dir / INDEX_FILE).unlink(missing_ok=True)  # no half-written index left behind
+        why = "no space left on device" if "space" in str(exc).lower() else "write failed"
+        raise UnmaskError(f"cannot write {out_dir / INDEX_FILE}: {why}") from None
     with open(out_dir / ITEMS_FILE, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["path", "label", "source", "split"])
         w.writeheader()
