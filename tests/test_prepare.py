@@ -307,3 +307,64 @@ def test_fatal_errors_are_one_line_exit_2(tmp_path, capsys):
         main(["prepare", str(folder), "-o", str(tmp_path / "o5"), "--splits", "0.5,0.5"])
     with pytest.raises(UnmaskError, match="inside"):
         prepare(folder / "real" / "a.png", folder, workers=1, progress=False)
+
+
+@pytest.mark.slow
+def test_sigkill_of_prepare_leaves_no_worker_behind(tmp_path):
+    """SIGKILL of `unmask prepare` left its workers and the resource tracker running under
+    PID 1 (issue 24): each worker now dies with its parent."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for i in range(400):
+        _tiny(tmp_path / "in" / "src" / "real" / f"{i}.png", value=i % 200 + 20, size=(320, 320))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "unmask.cli",
+            "prepare",
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def children(pid: int) -> set[int]:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+        return {int(x) for x in out.split()}
+
+    kids: set[int] = set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        kids = children(proc.pid)
+        if len(kids) >= 2:  # the two workers (and the resource tracker) started
+            time.sleep(1.0)
+            kids = children(proc.pid)
+            break
+        time.sleep(0.1)
+    if proc.poll() is not None or len(kids) < 2:
+        pytest.skip("prepare finished before its workers could be caught running")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 15
+    alive = kids
+    while alive and time.monotonic() < deadline:
+        alive = {k for k in alive if os.path.exists(f"/proc/{k}") and _not_zombie(k)}
+        time.sleep(0.2)
+    assert not alive, f"orphaned after SIGKILL: {sorted(alive)}"
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -72,8 +72,12 @@ class PrepareResult:
 _CROPPER = None
 
 
-def _init_worker(spec_dict: dict[str, Any]) -> None:
+def _init_worker(spec_dict: dict[str, Any], parent_pid: int = 0) -> None:
     global _CROPPER
+    if parent_pid:
+        from unmask.data.workers import die_with_parent
+
+        die_with_parent(parent_pid)
     os.environ.setdefault("GLOG_minloglevel", "2")
     if not os.environ.get("UNMASK_DEBUG"):
         # MediaPipe/TFLite log to the C-level stderr ("INFO: Created TensorFlow Lite ...");
@@ -625,7 +629,7 @@ def _run_tasks(
             max_workers=workers,
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(dataclasses.asdict(spec),),
+            initargs=(dataclasses.asdict(spec), os.getpid()),
         ) as pool:
             futures = [pool.submit(_run_chunk, c) for c in chunks]
             try:

@@ -102,7 +102,14 @@ def extract_files(
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 
-            with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as ex:
+            from unmask.data.workers import die_with_parent
+
+            with ProcessPoolExecutor(
+                jobs,
+                mp_context=mp.get_context("spawn"),
+                initializer=die_with_parent,
+                initargs=(os.getpid(),),
+            ) as ex:
                 it = ex.map(_one, [a for _, a in todo], chunksize=16)
                 for (i, _), feat in zip(todo, it, strict=True):
                     out[i] = feat
