@@ -382,3 +382,23 @@ def test_explain_gradcam_png(face_jpg, no_face_png):
             "explain_image_only",
         )
         assert_error(c.post("/v1/explain"), 400, "empty_body")
+
+
+@pytest.mark.slow
+def test_explain_works_with_the_shipped_model(face_jpg):
+    """The web page's "click a face to see why" with the shipped composite (issue 24: it was
+    422 explain_unsupported): the Grad-CAM of a member that scores the resized crop."""
+    pytest.importorskip("torch")
+    from unmask.inference.predictor import load_predictor
+    from unmask.modelfile import default_model_dir
+
+    pred = load_predictor(default_model_dir())
+    with TestClient(create_app(pred), raise_server_exceptions=False) as c:
+        assert c.get("/v1/models").json()["models"][0]["explain"] == "gradcam"
+        resp = c.post("/v1/explain?face=0", files={"file": ("a.jpg", face_jpg, "image/jpeg")})
+        assert resp.status_code == 200, resp.text
+        kind, _, member = resp.headers["x-unmask-explain"].partition(":")
+        assert kind == "gradcam" and member in pred.members
+        assert not pred.members[member].needs.tiles  # explained on the input it scored
+        im = Image.open(io.BytesIO(resp.content))
+        assert im.size[0] == 3 * im.size[1]  # crop + one heatmap per class

@@ -338,12 +338,13 @@ def create_app(
                 engine.explain_face, up.data, up.filename, face, deadline=deadline
             )
 
-        png, f = await _with_timeout(work())
+        png, f, member = await _with_timeout(work())
         return Response(
             png,
             media_type="image/png",
             headers={
-                "X-Unmask-Explain": engine.explain,
+                # a composite names the member whose Grad-CAM this is: gradcam:<member>
+                "X-Unmask-Explain": engine.explain + (f":{member}" if member else ""),
                 "X-Unmask-Face": str(face),
                 "X-Unmask-P-Fake": f"{f.p_fake:.6f}",
                 "X-Unmask-Verdict": f.verdict,

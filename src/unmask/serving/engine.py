@@ -60,9 +60,33 @@ class _LockedPredictor:
 
 
 def explain_kind(predictor) -> str | None:
-    """`"gradcam"` for CNNs, `"spectrum"` for classical models, None otherwise."""
+    """`"gradcam"` for CNNs and for composites with a CNN member on resized crops,
+    `"spectrum"` for classical models, None otherwise."""
     kind = predictor.meta.get("kind")
-    return {"torch": "gradcam", "classical": "spectrum"}.get(kind)  # composite: `unmask explain`
+    if kind == "composite":
+        return "gradcam" if crop_cnn_members(predictor) else None
+    return {"torch": "gradcam", "classical": "spectrum"}.get(kind)
+
+
+def crop_cnn_members(predictor) -> dict[str, Any]:
+    """A composite's CNN members that score the resized crop (a tile member's Grad-CAM on
+    the crop would explain an input it never scored)."""
+    return {
+        n: m
+        for n, m in predictor.members.items()
+        if m.meta.get("kind") == "torch" and not m.needs.tiles
+    }
+
+
+def explaining_member(predictor, driver: str | None) -> tuple[str | None, Any]:
+    """(name, predictor) whose Grad-CAM explains a face: the model itself, or for a
+    composite the member that drove the face's score when it scores crops, else the first
+    member that does."""
+    if predictor.meta.get("kind") != "composite":
+        return None, predictor
+    members = crop_cnn_members(predictor)
+    name = driver if driver in members else next(iter(members))
+    return name, members[name]
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -193,7 +217,8 @@ class Engine:
                 f"{self.max_video_frames} frames",
             )
 
-    def explain_face(self, data: bytes, name: str, face: int) -> tuple[bytes, Any]:
+    def explain_face(self, data: bytes, name: str, face: int) -> tuple[bytes, Any, str | None]:
+        """(PNG, the face's result, the composite member explained or None)."""
         from unmask.data.imageio import load_image_bytes
         from unmask.inference.detect import score_image
 
@@ -211,13 +236,14 @@ class Engine:
                 from unmask.inference.explain import cams_for_crops
                 from unmask.inference.gradcam import overlay
 
-                cams = cams_for_crops(self.predictor, [f.crop], [f.landmarks])
+                member, target = explaining_member(self.predictor, f.driver)
+                cams = cams_for_crops(target, [f.crop], [f.landmarks])
                 tiles = [f.crop] + [overlay(f.crop, cams[0, c]) for c in range(cams.shape[1])]
-                return png_bytes(np.concatenate(tiles, axis=1)), f
+                return png_bytes(np.concatenate(tiles, axis=1)), f, member
             from unmask.inference.explain import _spectrum_figure
 
             buf = io.BytesIO()
             _spectrum_figure(
                 f.crop, self.predictor, buf, f"{name} face {face}: P(fake) {f.p_fake:.2f}"
             )
-            return buf.getvalue(), f
+            return buf.getvalue(), f, None
