@@ -213,3 +213,39 @@ def test_classical_calibration_on_a_small_val_split(tmp_path):
     man = make_manifest(tmp_path / "data", {"train": 8, "val": 3, "test": 2}, sources=("a",))
     model = train_classical(_cfg(man, "spectrum-logreg", tmp_path / "model"), progress=False)
     assert (model / "model.json").is_file()
+
+
+# --- eval, index and explain on missing, empty and broken inputs (issue 24) ---------------
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--model", "{model}", "{tmp}/nope", "-o", "{tmp}/out"],
+        ["index", "--model", "{model}", "{tmp}/nope", "-o", "{tmp}/out"],
+        ["explain", "--model", "{model}", "{tmp}/nope", "-o", "{tmp}/out"],
+        ["explain", "--model", "{model}", "{tmp}/empty", "-o", "{tmp}/out"],
+    ],
+)
+def test_missing_or_empty_input_makes_no_output_folder(classical, tmp_path, capsys, argv):
+    _, model = classical
+    (tmp_path / "empty").mkdir()
+    argv = [a.format(model=model, tmp=tmp_path) for a in argv]
+    capsys.readouterr()
+    _one_line_error(capsys, main(argv))
+    assert not (tmp_path / "out").exists()
+
+
+def test_eval_skips_an_unreadable_crop_and_says_so(classical, tmp_path, capsys):
+    man, model = classical
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(man.parent, data)
+    df = pd.read_csv(data / "manifest.csv", keep_default_na=False)
+    bad = df[df["split"] == "test"].iloc[0]["path"]
+    (data / bad).write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)  # a broken crop
+    argv = ["eval", "--model", str(model), str(data), "-o", str(tmp_path / "r"), "--quiet"]
+    assert main([*argv, "--bootstrap", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped 1 row(s) whose crop is not a readable image" in err, err
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["perturbations"]["none"]["pooled"]["n"] == int((df["split"] == "test").sum()) - 1

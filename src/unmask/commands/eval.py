@@ -96,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     split = None if args.split == "all" else args.split
+    if not data.exists():  # before the report folder is made: no empty folder left behind
+        raise UnmaskError(f"data not found: {data}")
     ensure_writable_dir(out, "report folder")  # before the work, not after it
     import contextlib
 

@@ -39,12 +39,18 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 1:
         raise UnmaskError("--frames must be >= 1")
     device = check_device(args.device)
+    from pathlib import Path
+
+    missing = [p for p in args.paths if not Path(p).exists() and not Path(p).is_symlink()]
+    if len(missing) == len(args.paths):  # nothing to explain: no output folder is made
+        raise UnmaskError(f"input not found: {missing[0]}")
+    files = list(expand_inputs(args.paths))
+    if not files:  # as detect says it
+        raise UnmaskError(f"no files found in {', '.join(map(str, args.paths))}")
     out = ensure_writable_dir(args.out)  # before the work, not after it
     predictor = load_predictor(args.model or default_model_dir(), device=device)
     n_written = n_err = 0
-    for res in detect_paths(
-        list(expand_inputs(args.paths)), predictor, frames=args.frames, workers=1, keep_crops=True
-    ):
+    for res in detect_paths(files, predictor, frames=args.frames, workers=1, keep_crops=True):
         res.file = printable(res.file)
         if res.status == "error":
             n_err += 1

@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     if args.ivf < 0:
         raise UnmaskError(f"--ivf must be >= 0, got {args.ivf}")
     device = check_device(args.device)
+    if not Path(args.data).exists():  # before the index folder is made
+        raise UnmaskError(f"data not found: {args.data}")
     out = ensure_writable_dir(args.out, "index folder")  # before the work, not after it
     model_dir = Path(args.model) if args.model else default_model_dir()
     model_dir = embedding_model_dir(model_dir, args.member)

@@ -1,8 +1,9 @@
 """Checks on manifest rows before they are scored: no silent wrong answer.
 
 `check_rows` drops rows whose label is not one of real/gan/edited (as `prepare` rejects
-them) and rows listing a crop already listed, saying so on stderr, and refuses crops that
-are missing from disk in one line, before any work starts.
+them), rows listing a crop already listed and rows whose crop is not a readable image,
+saying so on stderr, and refuses crops that are missing from disk in one line, before any
+work starts.
 """
 
 from __future__ import annotations
@@ -13,6 +14,19 @@ from typing import Any
 
 from unmask.errors import UnmaskError
 from unmask.labels import DATA_LABELS
+
+
+def _readable_image(path: str) -> bool:
+    """Whether `path` opens as an image and its data checks out (PIL's verify: headers and
+    PNG checksums, without decoding every pixel)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+        return True
+    except Exception:  # any decoder complaint means: not a crop we can score
+        return False
 
 
 def check_rows(
@@ -53,6 +67,14 @@ def check_rows(
                 f"{what}: {len(missing)} crop file(s) listed but missing, e.g. {missing[0]} "
                 "(re-run `unmask prepare`, or remove those rows)"
             )
+        unreadable = [not _readable_image(p) for p in df["abs_path"]]
+        if any(unreadable):
+            first = df.loc[unreadable, "path"].iloc[0]
+            say(
+                f"warning: {what}: skipped {sum(unreadable)} row(s) whose crop is not a "
+                f"readable image, e.g. {first}"
+            )
+            df = df[[not u for u in unreadable]]
     if len(df) == 0:
         raise UnmaskError(f"{what}: no usable rows left of {n0}")
     return df.reset_index(drop=True)

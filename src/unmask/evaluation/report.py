@@ -70,6 +70,14 @@ def load_eval_rows(
     out = Path(work_dir) / "prepared"
     kwargs = {"assign_split": "test", "progress": progress, **(prepare_options or {})}
     res = prepare(p, out, spec, **kwargs) if spec is not None else prepare(p, out, **kwargs)
+    if res.n_rejected:  # said on screen, not only in rejected.csv
+        import sys
+
+        print(
+            f"warning: {p}: {res.n_rejected} of {res.n_inputs} input(s) not scored (no face, "
+            f"unreadable, ...): see {res.rejected_path}",
+            file=sys.stderr,
+        )
     df = read_manifest(res.manifest_path)
     if len(df) == 0:
         raise UnmaskError(f"{p}: no face crops were made (see {out / 'rejected.csv'})")
