@@ -402,3 +402,18 @@ def test_explain_works_with_the_shipped_model(face_jpg):
         assert not pred.members[member].needs.tiles  # explained on the input it scored
         im = Image.open(io.BytesIO(resp.content))
         assert im.size[0] == 3 * im.size[1]  # crop + one heatmap per class
+
+
+def test_cross_origin_post_is_refused(client, face_jpg):
+    """Any web page the user visits could post to the local server (issue 24): a browser's
+    Origin other than the server's own is 403; the page itself and non-browser clients pass."""
+    files = {"file": ("a.jpg", face_jpg, "image/jpeg")}
+    resp = client.post("/v1/detect", files=files, headers={"Origin": "https://evil.example"})
+    assert_error(resp, 403, "cross_origin")
+    assert_error(
+        client.post("/v1/detect", files=files, headers={"Origin": "null"}), 403, "cross_origin"
+    )
+    own = client.post("/v1/detect", files=files, headers={"Origin": "http://testserver"})
+    assert own.status_code == 200, own.text
+    assert client.post("/v1/detect", files=files).status_code == 200
+    assert client.get("/v1/models", headers={"Origin": "https://evil.example"}).status_code == 200

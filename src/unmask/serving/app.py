@@ -85,6 +85,21 @@ def _error_doc(*codes: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": _error_model(), "description": desc} for status, desc in codes}
 
 
+def _cross_origin(scope) -> bool:
+    """A state-changing request (not GET/HEAD/OPTIONS) whose browser-sent Origin is not the
+    server itself (scheme://host:port of the Host header). Clients that send no Origin
+    (curl, scripts) are not browsers and pass."""
+    if scope.get("method", "GET") in ("GET", "HEAD", "OPTIONS"):
+        return False
+    headers = dict(scope.get("headers") or [])
+    origin = headers.get(b"origin")
+    if origin is None:
+        return False
+    host = headers.get(b"host", b"").decode("latin-1").lower()
+    scheme = scope.get("scheme", "http")
+    return origin.decode("latin-1").lower() != f"{scheme}://{host}"
+
+
 class _SecurityHeaders:
     """Pure ASGI middleware: CSP and friends on every response (nothing external loads)."""
 
@@ -94,6 +109,22 @@ class _SecurityHeaders:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if _cross_origin(scope):
+            # any web page the user visits could otherwise make this local server work
+            # (a simple multipart POST needs no CORS preflight): browsers say where a
+            # request comes from, and only the server's own page may post
+            body = b'{"error":{"code":"cross_origin","message":"requests from other web pages are refused"}}'
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 403,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            return await send({"type": "http.response.body", "body": body})
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
