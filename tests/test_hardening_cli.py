@@ -249,3 +249,29 @@ def test_eval_skips_an_unreadable_crop_and_says_so(classical, tmp_path, capsys):
     assert "skipped 1 row(s) whose crop is not a readable image" in err, err
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["perturbations"]["none"]["pooled"]["n"] == int((df["split"] == "test").sum()) - 1
+
+
+def test_serve_on_a_busy_port_is_one_line(capsys):
+    """It printed uvicorn's log lines (issue 24)."""
+    import socket
+
+    pytest.importorskip("uvicorn")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        capsys.readouterr()
+        err = _one_line_error(capsys, main(["serve", "--port", str(port)]))
+    assert f"cannot listen on 127.0.0.1:{port}" in err, err
+
+
+def test_fifo_named_weights_is_not_a_regular_file(tmp_path):
+    from unmask.errors import UnmaskError
+    from unmask.inference.predictor import load_predictor
+    from unmask.inference.testing import tiny_torch_model
+
+    model = tiny_torch_model(tmp_path / "m")
+    (model / "weights.safetensors").unlink()
+    os.mkfifo(model / "weights.safetensors")
+    with pytest.raises(UnmaskError, match="not a regular file"):
+        load_predictor(model)

@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.device)
     model_dir = Path(args.model) if args.model else default_model_dir()
     read_model_json(model_dir)  # a missing/invalid model fails here, in one line
+    check_port(args.host, args.port)  # a busy port: one line, not uvicorn's log
     limits = {
         "max_upload_bytes": int(args.max_upload_mb * 2**20),
         "max_pixels": int(args.max_pixels),
@@ -196,3 +197,23 @@ def run(args: argparse.Namespace) -> int:
     )
     uvicorn.run("unmask.serving.app:app_from_env", factory=True, workers=args.workers, **common)
     return 0
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind (host, port) once and let go, as uvicorn will bind it: an address in use or
+    not ours is one line before the model loads."""
+    import socket
+
+    from unmask.errors import UnmaskError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UnmaskError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            raise UnmaskError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

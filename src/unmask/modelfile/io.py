@@ -43,6 +43,8 @@ def member_dir(folder: str | Path, name: str) -> Path:
 def weights_path(folder: str | Path) -> Path:
     p = inside(folder, WEIGHTS_FILE)
     if not p.is_file():
+        if p.exists():  # a FIFO, device or folder under that name: never opened
+            raise UnmaskError(f"{folder}: {WEIGHTS_FILE} is not a regular file")
         raise UnmaskError(f"{folder}: {WEIGHTS_FILE} missing")
     return p
 
