@@ -83,14 +83,24 @@ def choice_table(rule_file: Path) -> list[str]:
         "| candidate | " + " | ".join(sources) + " | mean |",
         "|---|" + "---|" * (len(sources) + 1),
     ]
+    eligible = set(doc.get("eligible", cands))
     for c in cands:
         cells = []
         for s in sources:
             v = doc["table"][s][c]
-            cells.append("-" if v[crit] is None else f"{v[crit]:.3f} ({v['tpr']:.2f})")
-        rows.append(f"| {c} | " + " | ".join(cells) + f" | {doc['mean'][c]:.3f} |")
+            mark = "" if v.get("held_out", True) else "*"
+            cells.append("-" if v[crit] is None else f"{v[crit]:.3f}{mark} ({v['tpr']:.2f})")
+        name = c if c in eligible else f"{c} (not eligible)"
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {doc['mean'][c]:.3f} |")
     chosen = doc["chosen"]
-    rows += ["", f"Chosen: {' + '.join(chosen['members'])} ({chosen['rule']}).", ""]
+    rows += [
+        "",
+        "\\* a member of that candidate trained on the source's fakes (no leave-one-source-out "
+        "folds): not a held-out figure, and such a candidate cannot be chosen.",
+        "",
+        f"Chosen: {' + '.join(chosen['members'])} ({chosen['rule']}).",
+        "",
+    ]
     return rows
 
 

@@ -10,7 +10,8 @@ scored source.
 every source already know each val source and hide how the fusion behaves on a generator
 nobody trained on. Here, for every val source S with fakes, each member is its `{source}`
 folder for S when it exists (trained without S; else its fallback, which must never have
-trained on S: the blend member trains on no fake at all); calibration, fusion and the
+trained on S's fakes: the blend member trains on no fake at all; a candidate with a member
+that did is reported but not eligible); calibration, fusion and the
 threshold are fitted on the val rows of the other sources
 (`unmask.evaluation.compose.held_out_split`), and S is scored.
 
@@ -71,6 +72,18 @@ def main(argv: list[str] | None = None) -> int:
             cache[key] = p_fake(score_rows(load_predictor(folder), df, progress=False))
         return cache[key]
 
+    def saw(folder: Path, s: str) -> bool:
+        """Whether the model in `folder` trained on the fakes of source `s`: `s` among its
+        training sources and one of its training labels among `s`'s fake labels."""
+        from unmask.modelfile import read_saved_model
+
+        training = read_saved_model(folder).training
+        if s not in (training.get("train_sources") or []):
+            return False
+        labels = set(((training.get("config") or {}).get("data") or {}).get("labels") or [])
+        fakes = set(df.loc[(src == s) & (y == 1), "label"].astype(str))
+        return not labels or bool(labels & fakes)
+
     names = [m.name for m in members]
     subsets = [c for k in range(1, len(names) + 1) for c in itertools.combinations(names, k)]
     cands = [
@@ -80,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     table: dict[str, dict[str, dict[str, float | None]]] = {}
     for s in sorted(set(src[y == 1])):
         cols = {m.name: scores(m.folder(s)) for m in members}
+        seen = {m.name for m in members if saw(m.folder(s), s)}
         fit, test = held_out_split(y, src, s)
         fake_only = not ((src == s) & (y == 0)).any()
         row: dict[str, dict[str, float | None]] = {}
@@ -97,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                 "auc": plain,
                 "auc_size_matched": plain if not fake_only else matched,
                 "tpr": float(np.mean(p[yt == 1] >= thr)),
+                # a member that trained on this source's fakes: not a held-out figure
+                "held_out": not (set(sub) & seen),
             }
         table[s] = row
     crit = "auc_size_matched" if args.criterion == "matched" else "auc"
@@ -117,7 +133,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  {s}: {cells}")
     print("mean: " + ", ".join(f"{k} {mean[k]:.3f}" for k in cols_order))
-    best = max(cands, key=lambda c: (round(mean[label[c]], 6), -len(c[0]), c[1] == "max"))
+    # only candidates held out on every source compete (a member without leave-one-source-
+    # out folds, trained on some source's fakes, is reported but cannot be chosen)
+    eligible = [c for c in cands if all(r[label[c]]["held_out"] for r in table.values())]
+    if not eligible:
+        print("fusion_rule: no candidate is held out on every source", file=sys.stderr)
+        return 1
+    for c in cands:
+        if c not in eligible:
+            print(f"not held out everywhere (not eligible): {label[c]}")
+    best = max(eligible, key=lambda c: (round(mean[label[c]], 6), -len(c[0]), c[1] == "max"))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(
         json.dumps(
@@ -127,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 "members": {m.name: {"path": m.path, "fallback": m.fallback} for m in members},
                 "table": table,
                 "mean": mean,
+                "eligible": [label[c] for c in eligible],
                 "chosen": {"members": list(best[0]), "rule": best[1]},
             },
             indent=1,

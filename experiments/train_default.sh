@@ -30,6 +30,7 @@ STEPS=${STEPS:-prepare gan frozen artifact blend choose compose bench}
 GAN_SOURCES=${GAN_SOURCES:-celeba_gan generated_photos sdfd ffhq_stylegan}
 MAX=${MAX:-60}            # test rows scored per (source, label): a seeded sample (0: all)
 MAX_FPR=${MAX_FPR:-0.05}
+ROBUST=${ROBUST-jpeg:70 resize:0.5 blur:1}   # perturbations benched for the fused model alone
 MODEL_ID=${MODEL_ID:-unmask-default-gan-v2}
 # trained members to reuse instead of training them (folders); the artifact member's
 # leave-one-source-out folds are then looked for under $OUT/loso/artifact-<source>
@@ -114,7 +115,7 @@ if has bench; then
     unmask bench "$PREP" -o "$OUT/bench-${p/:/}" --perturb "$p" --quiet --max-per-source "$MAX" \
       "${MODELS[@]}"
   done
-  for p in jpeg:70 resize:0.5 blur:1; do  # robustness: the fused model alone
+  for p in $ROBUST; do  # robustness: the fused model alone
     unmask bench "$PREP" -o "$OUT/robust-${p/:/}" --perturb "$p" --quiet --max-per-source "$MAX" \
       --model "fused=$OUT/loso/fused-{source}|$OUT/fused"
   done
