@@ -1,0 +1,76 @@
+"""`read_provenance`: a file's Content Credentials and metadata hints, as one value."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from functools import lru_cache
+from pathlib import Path
+
+from unmask.provenance.result import Provenance, clip, make
+
+# PEM file of extra trust anchors (a private CA, the C2PA trust list saved locally): a
+# store signed under one of them reads `valid` instead of `unverified`. Never fetched.
+TRUST_ENV = "UNMASK_C2PA_TRUST_ANCHORS"
+MAX_STORE = 64 << 20  # PNG caBX bytes handed to c2pa at most
+
+
+def read_provenance(
+    source: str | os.PathLike[str] | bytes,
+    *,
+    trust_anchors: str | None = None,
+    use_c2pa: bool = True,
+) -> Provenance:
+    """The provenance of an image or video file (a path, or its bytes as uploaded).
+
+    Reads, never writes; fetches nothing; never raises: whatever goes wrong is the result's
+    `status` ("error") and `reason`. `trust_anchors` (PEM text) defaults to the file named
+    by $UNMASK_C2PA_TRUST_ANCHORS, if set. Cheap when the file has no manifest (headers
+    and metadata only, no pixel decoded)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        fp: io.BufferedIOBase = io.BytesIO(bytes(source))
+    else:
+        try:
+            if not stat.S_ISREG(os.stat(source).st_mode):  # a FIFO would block an open()
+                return make("error", "not a regular file")
+            fp = open(source, "rb")  # noqa: SIM115 (closed below)
+        except (OSError, ValueError) as exc:
+            return make("error", f"cannot open: {getattr(exc, 'strerror', None) or exc}")
+    with fp:
+        from unmask.provenance.metadata import read_metadata
+
+        meta = read_metadata(fp)
+        extra = {"hints": tuple(meta.hints), "notes": tuple(meta.notes)}
+        if not use_c2pa:
+            return make("unchecked", "", c2pa="off", **extra)
+        if meta.c2pa_bytes > MAX_STORE:
+            return make("error", f"a C2PA store of {meta.c2pa_bytes >> 20} MiB (limit 64)", **extra)
+        try:
+            anchors = trust_anchors if trust_anchors is not None else _env_anchors()
+        except OSError as exc:
+            return make("error", f"${TRUST_ENV}: {exc.strerror or exc}", **extra)
+        from unmask.provenance.c2pa_store import read_store
+
+        status, reason, state, manifests = read_store(fp, anchors)
+    if status == "unchecked" and meta.c2pa_marker:
+        reason = "the file carries a C2PA store; " + reason
+    if status == "error" and meta.format in ("JPEG", "PNG") and not meta.c2pa_marker:
+        if meta.notes:  # the headers were not read through either: keep the error
+            return make(status, reason, c2pa=state, manifests=manifests, **extra)
+        # c2pa parses the whole container: a JPEG cut short in its pixel data fails there,
+        # but its headers, read through, show it carries no store (in a JPEG or PNG, a
+        # store sits in the headers: APP11 before the scan, caBX chunks)
+        extra["notes"] += (clip(f"c2pa: {reason}", 160),)
+        status, reason = "none", ""
+    return make(status, reason, c2pa=state, manifests=manifests, **extra)
+
+
+def _env_anchors() -> str | None:
+    path = os.environ.get(TRUST_ENV)
+    return _read_anchors(path) if path else None
+
+
+@lru_cache(maxsize=4)
+def _read_anchors(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8", errors="replace")
