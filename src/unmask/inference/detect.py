@@ -62,12 +62,16 @@ class FileResult:
     reason: str = ""  # error tag, e.g. corrupt, missing, video_empty
     detail: str = ""
     video: dict[str, Any] | None = None
+    # unmask.provenance.Provenance of the original file, read beside the pixels (None: not
+    # read); it never changes `score` or `verdict`
+    provenance: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for f in d["faces"]:
             f.pop("crop", None)
             f.pop("landmarks", None)
+        d["provenance"] = None if self.provenance is None else self.provenance.to_dict()
         return json_clean(d)
 
 
@@ -179,6 +183,11 @@ def _extract(
         if kind is None:
             raise BadInputError(path, "not_an_image", "neither an image nor a video")
         out["kind"] = kind
+        # Content Credentials and metadata of the original file (headers only: about a
+        # millisecond), here in the worker, never from a crop; it never raises
+        from unmask.provenance import read_provenance
+
+        out["provenance"] = read_provenance(path)
         if kind == "image":
             images: Iterable[tuple[int, np.ndarray]] = [(-1, load_image(path))]
         else:
@@ -330,6 +339,7 @@ def _finish(
             "error",
             reason=item["error"],
             detail=item.get("detail", ""),
+            provenance=item.get("provenance"),
         )
     if len(proba) and not np.isfinite(np.asarray(proba, dtype=np.float64)).all():
         # a score that is not a number is no evidence either way: never a verdict
@@ -340,6 +350,7 @@ def _finish(
             "error",
             reason="score_not_finite",
             detail="the model gave a NaN or infinite score",
+            provenance=item.get("provenance"),
         )
     classes = predictor.classes
     thr = float(predictor.threshold)
@@ -361,7 +372,9 @@ def _finish(
                 landmarks=f["landmarks"] if keep_crops else None,
             )
         )
-    res = FileResult(item["file"], item["kind"], "ok", "no_face", faces=faces)
+    res = FileResult(
+        item["file"], item["kind"], "ok", "no_face", faces=faces, provenance=item.get("provenance")
+    )
     if item["kind"] == "video":
         info = dict(item.get("video_info") or {})
         info["frames_sampled"] = item.get("frames_sampled", 0)

@@ -46,6 +46,8 @@ def face_csv_columns(classes) -> list[str]:
         # a binary model's second class is "fake": its column is p_fake already
         + [f"p_{c}" for c in classes[1:] if c != "fake"]
         + ["verdict", "driver", "file_verdict", "reason"]
+        # what the file's Content Credentials / metadata say, beside (never in) the score
+        + ["provenance"]
     )
 
 
@@ -60,6 +62,7 @@ def face_rows(res, classes) -> list[dict[str, Any]]:
         "status": res.status,
         "file_verdict": res.verdict,
         "reason": res.reason,
+        "provenance": "" if res.provenance is None else res.provenance.summary(),
     }
     if not res.faces:
         return [base]
@@ -106,6 +109,12 @@ class TableWriter:
         return name if len(name) <= self.fw else "..." + name[-(self.fw - 3) :]
 
     def write(self, res) -> None:
+        self._write_scores(res)
+        prov = getattr(res, "provenance", None)
+        if prov is not None and prov.noteworthy:  # a line of its own: the columns stay intact
+            print(f"{'':<{self.fw}}  provenance: {prov.summary()}", file=self.stream)
+
+    def _write_scores(self, res) -> None:
         name = self._name(res.file)
         if res.status == "error":
             print(f"{name:<{self.fw}}  unreadable: {res.reason}", file=self.stream)
