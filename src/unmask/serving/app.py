@@ -304,8 +304,10 @@ def create_app(
     async def detect(request: Request):
         """JSON: `schema`, `model` (id, detector, version, classes, threshold), `result`
         (`unmask detect --json`'s per-file record: verdict, score and per face its box
-        (x0, y0, x1, y1) in original pixels, P(fake), class probabilities and verdict),
-        `image` (decoded width/height; null for videos) and `elapsed_ms`."""
+        (x0, y0, x1, y1) in original pixels, P(fake), class probabilities and verdict;
+        `provenance`: what the upload's Content Credentials and metadata say, beside the
+        score and never in it), `image` (decoded width/height; null for videos) and
+        `elapsed_ms`."""
         t0 = time.monotonic()
         deadline = t0 + timeout_s
 

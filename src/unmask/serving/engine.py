@@ -172,9 +172,12 @@ class Engine:
     def detect_image(self, data: bytes, name: str):
         from unmask.data.imageio import load_image_bytes
         from unmask.inference.detect import score_image
+        from unmask.provenance import read_provenance
 
         image = load_image_bytes(data, name, self.max_pixels)
         res = score_image(image, self.locked, self._cropper(), name=name)
+        # the uploaded bytes' Content Credentials and metadata, beside the score
+        res.provenance = read_provenance(data)
         return res, {"width": int(image.shape[1]), "height": int(image.shape[0])}
 
     def detect_video(self, data: bytes, name: str):

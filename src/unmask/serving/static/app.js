@@ -91,6 +91,7 @@ async function showResult(file, body) {
   v.textContent = res.score === null
     ? label[res.verdict] || res.verdict
     : `${label[res.verdict] || res.verdict} \u00b7 highest P(fake) ${fmt(res.score)}`;
+  showProvenance(res.provenance);
   fillTable(res);
   $("result").hidden = false;
   const n = res.faces.length;
@@ -116,6 +117,22 @@ async function showResult(file, body) {
   }
   state.image = img;
   drawBoxes();
+}
+
+// The file's Content Credentials (signed) and metadata hints (unsigned), as the server
+// summarised them, on a line of their own: the pixel verdict above is never changed by them.
+function showProvenance(p) {
+  const el = $("provenance");
+  if (!p || p.summary === "none") {
+    el.hidden = true;
+    el.textContent = "";
+    return;
+  }
+  el.className = `provenance ${p.status}`;
+  el.dataset.status = p.status;
+  el.textContent = p.summary; // text, never HTML: it comes from the uploaded file
+  el.title = (p.hints || []).map((h) => `${h.field}: ${h.value}`).join("\n");
+  el.hidden = false;
 }
 
 function drawBoxes() {
