@@ -159,11 +159,18 @@ def test_eval_on_source_label_folder(trained, tmp_path):
     (model / "model.json").write_text(json.dumps(meta))
     rng = np.random.default_rng(5)
     data = tmp_path / "data"
+    from PIL import PngImagePlugin
+
+    sd = PngImagePlugin.PngInfo()  # one input says it was made by Stable Diffusion
+    sd.add_text("parameters", "noise\nSteps: 20, Sampler: Euler a, CFG scale: 7")
     for src in ("s1", "s2"):
         for lb in ("real", "gan"):
             (data / src / lb).mkdir(parents=True)
             for i in range(4):
-                Image.fromarray(synth_image(rng, lb)).save(data / src / lb / f"{i}.png")
+                info = sd if (src, lb, i) == ("s1", "gan", 0) else None
+                Image.fromarray(synth_image(rng, lb)).save(
+                    data / src / lb / f"{i}.png", pnginfo=info
+                )
     import argparse
 
     p = argparse.ArgumentParser()
@@ -179,6 +186,35 @@ def test_eval_on_source_label_folder(trained, tmp_path):
     assert rep["n_rows"] == 16
     assert set(rep["perturbations"]["none"]["per_source"]) == {"s1", "s2"}
     assert rep["perturbations"]["none"]["pooled"]["auc"] > 0.8
+    # scores.csv: each row's original file's provenance, beside the scores (issue 23)
+    import pandas as pd
+
+    scores = pd.read_csv(tmp_path / "r" / "scores.csv", keep_default_na=False)
+    assert scores["provenance"].value_counts().to_dict() == {
+        "none": 15,
+        "metadata: PNG parameters (Stable Diffusion)": 1,
+    }
+
+
+def test_provenance_column_skips_synthetic_rows_and_missing_originals(tmp_path):
+    import pandas as pd
+    from PIL import Image, PngImagePlugin
+
+    from unmask.evaluation.report import provenance_column
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "x\nSteps: 20, Sampler: Euler a, CFG scale: 7")
+    Image.new("RGB", (8, 8)).save(tmp_path / "sd.png", pnginfo=info)
+    sd = str(tmp_path / "sd.png")
+    df = pd.DataFrame(
+        {
+            "original": [sd, sd, str(tmp_path / "gone.png"), float("nan")],
+            "parent": ["", "crops/0.png", "", ""],  # row 2: made by `unmask synth`
+        }
+    )
+    want = "metadata: PNG parameters (Stable Diffusion)"
+    assert provenance_column(df) == [want, "", "", ""]
+    assert provenance_column(df.drop(columns="original")) == ["", "", "", ""]
 
 
 def test_spectrum_command(tmp_path, capsys):

@@ -248,6 +248,7 @@ def write_report(
     (out / "report.md").write_text(markdown_report(report))
     classes = report["model"]["classes"]
     frames = []
+    provenance = provenance_column(df)
     for name, pr in proba.items():
         d = pd.DataFrame(
             {
@@ -263,8 +264,33 @@ def write_report(
             d[f"p_{c}"] = pr[:, i]
         if drivers:
             d["driver"] = drivers.get(name, [None] * len(d))
+        d["provenance"] = provenance
         frames.append(d)
     pd.concat(frames).to_csv(out / "scores.csv", index=False, float_format="%.6g")
     written = [out / "report.json", out / "report.md", out / "scores.csv"]
     written += plot_report(df, proba, report, out)
     return written
+
+
+def provenance_column(df: Any) -> list[str]:
+    """Per row, the provenance summary of the file its crop was cut from (Content
+    Credentials and metadata: `unmask.provenance`), read once per file and never from the
+    crop: "" for rows `unmask synth` made (their original's credentials do not describe
+    them) and where the original is not at hand. Beside the scores, never in them."""
+    import os
+
+    from unmask.provenance import read_provenance
+
+    if "original" not in df.columns:
+        return [""] * len(df)
+    parents = df["parent"] if "parent" in df.columns else [""] * len(df)
+    seen: dict[str, str] = {}
+    out = []
+    for original, parent in zip(df["original"], parents, strict=True):
+        if not isinstance(original, str) or not original or (isinstance(parent, str) and parent):
+            out.append("")
+            continue
+        if original not in seen:
+            seen[original] = read_provenance(original).summary() if os.path.isfile(original) else ""
+        out.append(seen[original])
+    return out
