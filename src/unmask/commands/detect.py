@@ -73,6 +73,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="cpu or cuda (CNN models; default cpu, with --engine ray: cuda when the "
         "cluster has GPUs)",
     )
+    from unmask.inference.onnx_runtime import add_runtime_argument
+
+    add_runtime_argument(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     from unmask.cluster.options import add_engine_arguments
 
@@ -123,9 +126,11 @@ def run(args: argparse.Namespace) -> int:
     from unmask.data.imageio import printable
     from unmask.data.inputs import ensure_writable_dir, ensure_writable_file
     from unmask.inference.device import check_device
+    from unmask.inference.onnx_runtime import resolve_runtime
 
     if args.device is not None:
         check_device(args.device)
+    resolve_runtime(args.runtime, args.device or "cpu")  # a bad choice: one line, no work
     if args.csv:  # outputs checked before any work, not after it
         ensure_writable_file(args.csv, "--csv file")
     for flag in ("annotate", "explain", "timeline"):
@@ -134,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     model_dir = Path(args.model) if args.model else default_model_dir()
     # model.json is read and checked now; the network loads in a thread while the first
     # files are decoded and their faces found (issue 13: ~2 s of start-up hidden)
-    predictor = BackgroundPredictor(model_dir, device=args.device or "cpu")
+    predictor = BackgroundPredictor(model_dir, device=args.device or "cpu", runtime=args.runtime)
     if args.threshold is not None:
         if not 0.0 <= args.threshold <= 1.0:
             raise UnmaskError("--threshold must be within [0, 1]")

@@ -56,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="for CNN models: cpu, cuda (default cpu; with --engine ray: cuda when the "
         "cluster has GPUs)",
     )
+    from unmask.inference.onnx_runtime import add_runtime_argument
+
+    add_runtime_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     from unmask.cluster.options import add_engine_arguments
 
@@ -81,11 +84,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1 or args.bootstrap < 0:
         raise UnmaskError("--batch-size must be >= 1 and --bootstrap >= 0")
+    from unmask.inference.onnx_runtime import resolve_runtime
+
     if args.device is not None:
         check_device(args.device)
+    resolve_runtime(args.runtime, args.device or "cpu")  # a bad choice: one line, no work
     args.model = str(args.model or default_model_dir())
     perturbations = parse_perturbations(args.perturb)
-    predictor = load_predictor(args.model, device=args.device or "cpu")
+    predictor = load_predictor(args.model, device=args.device or "cpu", runtime=args.runtime)
     data = Path(args.data)
     out = (
         Path(args.out)

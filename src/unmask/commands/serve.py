@@ -105,6 +105,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="override the model's calibrated P(fake) threshold",
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda (CNN models)")
+    from unmask.inference.onnx_runtime import add_runtime_argument
+
+    add_runtime_argument(p)
     p.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
@@ -133,9 +136,11 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise UnmaskError("serving needs the 'serve' extra: pip install 'unmask[serve]'") from None
     from unmask.inference.device import check_device
+    from unmask.inference.onnx_runtime import resolve_runtime
     from unmask.inference.saved_model import default_model_dir, read_model_json
 
     check_device(args.device)
+    resolve_runtime(args.runtime, args.device)  # a bad choice: one line, before the model
     model_dir = Path(args.model) if args.model else default_model_dir()
     read_model_json(model_dir)  # a missing/invalid model fails here, in one line
     check_port(args.host, args.port)  # a busy port: one line, not uvicorn's log
@@ -172,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         from unmask.inference.predictor import load_predictor
         from unmask.serving.app import create_app
 
-        predictor = load_predictor(model_dir, device=args.device)
+        predictor = load_predictor(model_dir, device=args.device, runtime=args.runtime)
         if args.threshold is not None:
             predictor.threshold = args.threshold
         app = create_app(predictor, model_dir=model_dir, **limits)
@@ -186,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = {
         "model": str(model_dir.resolve()),
         "device": args.device,
+        "runtime": args.runtime,
         "threshold": args.threshold,
         **limits,
     }

@@ -36,7 +36,9 @@ from unmask.modelfile import model_to_json, read_saved_model
 
 
 class BackgroundPredictor:
-    def __init__(self, model_dir: str | Path, device: str = "cpu") -> None:
+    def __init__(
+        self, model_dir: str | Path, device: str = "cpu", runtime: str | None = None
+    ) -> None:
         self.model_dir = Path(model_dir)
         saved = read_saved_model(self.model_dir)
         self.meta = model_to_json(saved)
@@ -47,12 +49,13 @@ class BackgroundPredictor:
         self._loaded: Predictor | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(
-            target=self._load, args=(device,), name="unmask-load-model", daemon=True
+            target=self._load, args=(device, runtime), name="unmask-load-model", daemon=True
         )
         self._thread.start()
 
-    def _load(self, device: str) -> None:
+    def _load(self, device: str, runtime: str | None) -> None:
         import gc
+        import sys
 
         # Loading torch and the model allocates ~750k objects that live for the whole run:
         # collecting as they come is a quarter of the load's CPU, and freezing them keeps
@@ -64,9 +67,14 @@ class BackgroundPredictor:
         # like MediaPipe's graph start-up (UNMASK_DEBUG=1 shows it).
         from unmask.data.faces import native_stderr_silenced
 
+        warnings: list[str] = []  # said after the silenced load, which would swallow them
         try:
             with native_stderr_silenced():
-                pred = load_predictor(self.model_dir, device=device)
+                pred = load_predictor(
+                    self.model_dir, device=device, runtime=runtime, warn=warnings.append
+                )
+            for msg in warnings:  # a fall-back to torch, a refused cached ONNX graph
+                print(f"unmask: warning: {msg}", file=sys.stderr)
             if pred.needs != self.needs:  # model.json and the built model must agree
                 raise UnmaskError(f"{self.model_dir}: the model's inputs differ from model.json")
             self._loaded = pred

@@ -122,7 +122,14 @@ def tile_size(predictor: Predictor) -> int:
 
 
 class CompositePredictor:
-    def __init__(self, model_dir: str | Path, saved: SavedModel, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        saved: SavedModel,
+        device: str = "cpu",
+        runtime: str | None = None,
+        warn=None,
+    ) -> None:
         from unmask.inference.predictor import load_predictor
         from unmask.modelfile import member_dir
 
@@ -139,7 +146,7 @@ class CompositePredictor:
             d = member_dir(self.model_dir, m.name)
             if not d.is_dir():
                 raise UnmaskError(f"{self.model_dir}: member folder members/{m.name} missing")
-            pred = load_predictor(d, device=device, member=True)
+            pred = load_predictor(d, device=device, member=True, runtime=runtime, warn=warn)
             if pred.spec != self.spec:
                 raise UnmaskError(
                     f"{d}: member preprocessing differs from the composite's; members share "

@@ -127,10 +127,18 @@ def p_fake(proba: np.ndarray) -> np.ndarray:
     return 1.0 - np.asarray(proba)[:, 0]
 
 
-def load_predictor(model_dir: str | Path, device: str = "cpu", member: bool = False) -> Predictor:
+def load_predictor(
+    model_dir: str | Path,
+    device: str = "cpu",
+    member: bool = False,
+    runtime: str | None = None,
+    warn: Any = None,
+) -> Predictor:
     """The saved model in `model_dir`, ready to score. Refuses (one line) before building
     anything: a model.json outside the schema, an unknown builder or option, a backbone
-    outside timm's registry, links out of the folder."""
+    outside timm's registry, links out of the folder. `runtime` ("auto", "onnx", "torch";
+    None: $UNMASK_RUNTIME, else auto) picks what scores CNN members on the CPU
+    (`unmask.inference.onnx_runtime`); `warn(msg)` hears about fall-backs to torch."""
     from unmask.modelfile import read_saved_model
 
     saved = read_saved_model(model_dir)
@@ -141,9 +149,9 @@ def load_predictor(model_dir: str | Path, device: str = "cpu", member: bool = Fa
     if saved.kind == "torch":
         from unmask.inference.torch_predictor import TorchPredictor
 
-        return TorchPredictor(Path(model_dir), saved, device=device)
+        return TorchPredictor(Path(model_dir), saved, device=device, runtime=runtime, warn=warn)
     if member:
         raise UnmaskError(f"{model_dir}: a composite member cannot itself be a composite")
     from unmask.inference.composite import CompositePredictor
 
-    return CompositePredictor(Path(model_dir), saved, device=device)
+    return CompositePredictor(Path(model_dir), saved, device=device, runtime=runtime, warn=warn)

@@ -12,14 +12,19 @@ after `check_saved` refused unknown builders, options and backbones; only the fo
 on each of a face's native-pixel tiles and return the softmax of the MEAN of the tiles'
 logits.
 
-Scoring runs on `fast`, a copy with batch norm folded into the convolutions and
-channels-last memory (`unmask.inference.fast_eval`, checked against the original at load);
-`model` stays the network as trained, for Grad-CAM.
+Scoring runs on ONNX Runtime (`runtime="onnx"`, the default on the CPU when onnxruntime is
+installed: `unmask.inference.onnx_runtime`, a graph exported from this network at its first
+load and cached, checked against it at every load), else on `fast`, a copy with batch norm
+folded into the convolutions and channels-last memory (`unmask.inference.fast_eval`, checked
+against the original at load). `model` stays the network as trained, for Grad-CAM; `embed`
+runs on `fast`. Models that read landmarks (two inputs) score with torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +39,17 @@ from unmask.modelfile import SavedModel, model_to_json
 
 class TorchPredictor:
     def __init__(
-        self, model_dir: str | Path, saved: SavedModel, device: str = "cpu", batch_size: int = 32
+        self,
+        model_dir: str | Path,
+        saved: SavedModel,
+        device: str = "cpu",
+        batch_size: int = 32,
+        runtime: str | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
+        """`runtime`: "auto" (ONNX Runtime on the CPU when installed), "onnx" or "torch";
+        None: $UNMASK_RUNTIME, else auto. `warn`: where a fall-back to torch or a refused
+        cached graph is said (default: a line on stderr)."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -85,16 +99,52 @@ class TorchPredictor:
             first = str(exc).splitlines()[0][:120]
             raise UnmaskError(f"{wpath}: weights do not match {det.label!r} ({first})") from None
         self.model.eval().to(self.device)
-        self.fast = fast_copy(self.model, *self._example())
+        from unmask.inference.onnx_runtime import resolve_runtime
 
-    def _example(self) -> list[torch.Tensor]:
-        """A fixed random input, to check the fast copy against the model."""
+        self.runtime = "torch"
+        self._onnx = None
+        if resolve_runtime(runtime, self.device) == "onnx" and not self.needs_landmarks:
+            self._onnx = self._onnx_scorer(wpath, warn or _stderr_warning)
+        if self._onnx is None:
+            _ = self.fast  # built and checked now, as before: its cost stays in the load
+        else:
+            self.runtime = "onnx"
+
+    @cached_property
+    def fast(self) -> torch.nn.Module:
+        """The folded channels-last copy torch scores with (built on first use when ONNX
+        Runtime scores: then only `embed` needs it)."""
+        return fast_copy(self.model, *self._example())
+
+    def _example(self, n: int = 1) -> list[torch.Tensor]:
+        """A fixed random input, to check the fast copy (and the ONNX graph) against the
+        model."""
         gen = torch.Generator().manual_seed(0)
         size = self.tile_spec.size if self.tile_spec is not None else self.input_size
-        x = [torch.randn(1, 3, size, size, generator=gen)]
+        x = [torch.randn(n, 3, size, size, generator=gen)]
         if self.needs_landmarks:
-            x.append(torch.rand(1, 468, 3, generator=gen))
+            x.append(torch.rand(n, 468, 3, generator=gen))
         return [t.to(self.device) for t in x]
+
+    def _onnx_scorer(self, wpath: Path, warn: Callable[[str], None]):
+        """The ONNX Runtime scorer, or None (said through `warn`) when this network cannot
+        be exported or its graph does not give torch's logits: then torch scores."""
+        from unmask.inference.onnx_runtime import onnx_scorer
+
+        det = self.saved.detector
+        size = self.tile_spec.size if self.tile_spec is not None else self.input_size
+        identity = {
+            "detector": det.name,
+            "kwargs": det.kwargs,
+            "classes": len(self.classes),
+            "input_size": size,
+        }
+        try:  # batch 2: a traced batch of 1 could be baked into a reshape
+            return onnx_scorer(self.model, wpath, identity, self._example(2)[0], warn)
+        except Exception as exc:  # any failure to export or load: torch still scores
+            msg = (str(exc).splitlines() or [""])[0][:200] or type(exc).__name__
+            warn(f"{self.model_dir}: scoring with torch, not ONNX Runtime ({msg})")
+            return None
 
     # -- preprocessing -------------------------------------------------------------------
     def preprocess(self, crops: Sequence[np.ndarray]) -> torch.Tensor:
@@ -135,9 +185,11 @@ class TorchPredictor:
     # -- scoring -------------------------------------------------------------------------
     def _batches(self, x: torch.Tensor, lms: torch.Tensor | None, fn) -> torch.Tensor:
         out = []
+        # torch's fast copy runs in channels-last memory; ONNX Runtime takes plain NCHW
+        layout = (lambda t: t) if fn is self._onnx else to_channels_last
         with torch.inference_mode():
             for i in range(0, len(x), self.batch_size):
-                args = [to_channels_last(x[i : i + self.batch_size].to(self.device))]
+                args = [layout(x[i : i + self.batch_size].to(self.device))]
                 if lms is not None:
                     args.append(lms[i : i + self.batch_size].to(self.device))
                 out.append(fn(*args).float().cpu())
@@ -155,7 +207,7 @@ class TorchPredictor:
     def predict(self, faces: Sequence[FaceInput]) -> Scores:
         if len(faces) == 0:
             return Scores(np.zeros((0, len(self.classes)), dtype=np.float32), [])
-        proba = torch.softmax(self._run(faces, self.fast), 1).numpy()
+        proba = torch.softmax(self._run(faces, self._onnx or self.fast), 1).numpy()
         return Scores(proba, [None] * len(faces))
 
     def predict_proba(
@@ -172,3 +224,7 @@ class TorchPredictor:
         self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
     ) -> np.ndarray:
         return self.embed_faces(faces_from(crops, landmarks))
+
+
+def _stderr_warning(msg: str) -> None:
+    print(f"unmask: warning: {msg}", file=sys.stderr)

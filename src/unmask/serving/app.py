@@ -400,7 +400,9 @@ def app_from_env():
 
     cfg = json.loads(os.environ.get(ENV_CONFIG, "{}"))
     model_dir = Path(cfg.pop("model", None) or default_model_dir())
-    predictor = load_predictor(model_dir, device=cfg.pop("device", "cpu"))
+    predictor = load_predictor(
+        model_dir, device=cfg.pop("device", "cpu"), runtime=cfg.pop("runtime", None)
+    )
     threshold = cfg.pop("threshold", None)
     if threshold is not None:
         predictor.threshold = float(threshold)
