@@ -214,6 +214,31 @@ def test_jumbf_box_loops_and_bombs(variant):
     assert p.status in ("invalid", "error", "none") and (p.status == "none" or p.reason)
 
 
+def test_remote_manifest_is_named_never_fetched():
+    xmp = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description '
+        'dcterms:provenance="https://example.invalid/m.c2pa"/></rdf:RDF></x:xmpmeta>'
+    )
+    p = _timed(_encode(_image(), "JPEG", xmp=xmp.encode()))
+    assert p.status == "unverified" and p.reason.startswith("remote manifest not fetched")
+    assert ("xmp:provenance", "c2pa_remote") in {(h.field, h.kind) for h in p.hints}
+
+
+def test_jpeg_cut_short_in_its_pixels_has_no_store():
+    """c2pa would fail to parse it; its headers, read through, show no store."""
+    data = _encode(_image(size=256), "JPEG")
+    p = _timed(data[: len(data) // 2])
+    assert (p.status, p.notes) == ("none", ())
+
+
+def test_a_png_of_empty_chunks_stops_at_the_read_budget():
+    empty = struct.pack(">I4s", 0, b"abCd") + struct.pack(">I", zlib.crc32(b"abCd"))
+    png = _encode(_image(size=8), "PNG")
+    p = _timed(png[:33] + empty * 70_000 + png[33:])  # c2pa alone: about 2 s per 100 000
+    assert p.status == "error" and "too many chunks" in p.reason
+    assert any("more than 65536 chunks" in n for n in p.notes)
+
+
 def test_without_c2pa_installed_metadata_still_reads(monkeypatch):
     monkeypatch.setitem(sys.modules, "c2pa", None)  # `import c2pa` now fails
     info = PngImagePlugin.PngInfo()

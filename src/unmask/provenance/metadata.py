@@ -43,6 +43,7 @@ class Metadata:
     c2pa_marker: bool = False  # a C2PA store seen (caBX chunk, APP11 JUMBF)
     c2pa_bytes: int = 0  # PNG: size of the caBX chunks
     format: str = ""  # "PNG", or Pillow's name for the format ("JPEG", "WEBP"...)
+    complete: bool = False  # the container's headers were read through (PNG: to IEND)
 
     def add(self, hint: Hint | None) -> None:
         if hint is None or len(self.hints) >= MAX_HINTS:
@@ -93,6 +94,7 @@ def _text(value: Any) -> str:
 def _from_png(fp: BinaryIO, meta: Metadata) -> None:
     png = read_png(fp)
     meta.format = "PNG"
+    meta.complete = png.complete
     meta.notes += png.notes
     meta.c2pa_bytes = png.c2pa_bytes
     meta.c2pa_marker = png.c2pa_bytes > 0
@@ -129,6 +131,7 @@ def _from_pillow(fp: BinaryIO, meta: Metadata) -> None:
         return  # a video or a format Pillow does not read: no image metadata
     with im:
         meta.format = im.format or ""
+        meta.complete = True  # Pillow parsed the headers (a JPEG's: every marker up to SOS)
         meta.c2pa_marker = any(
             m == "APP11" and d[:2] == b"JP" for m, d in getattr(im, "applist", [])[:256]
         )

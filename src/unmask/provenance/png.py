@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MAX_CHUNKS = 4096  # chunk headers walked (a large PNG has a few hundred IDATs)
+MAX_CHUNKS = 65536  # chunk headers walked (a 500 MB PNG of 8 KB IDATs: 64 000)
 MAX_TEXT_CHUNKS = 64
 MAX_TEXT_BYTES = 2 << 20  # raw bytes of text chunks read, all together
 MAX_INFLATED = 64 << 10  # characters inflated per text chunk (XMP: MAX_XMP_INFLATED)
@@ -31,6 +31,7 @@ class PngMeta:
     exif: bytes | None = None
     c2pa_bytes: int = 0  # total size of caBX chunks
     notes: list[str] = field(default_factory=list)
+    complete: bool = False  # every chunk walked, up to IEND
 
 
 def read_png(fp: BinaryIO) -> PngMeta:
@@ -50,6 +51,7 @@ def read_png(fp: BinaryIO) -> PngMeta:
             out.notes.append("PNG: a chunk length over 2^31 (corrupt); the rest not read")
             return out
         if ctype == b"IEND":
+            out.complete = True
             return out
         if ctype in (b"tEXt", b"zTXt", b"iTXt"):
             if len(out.texts) >= MAX_TEXT_CHUNKS or length > budget:
