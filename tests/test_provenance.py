@@ -168,6 +168,25 @@ def test_declared_source_types(chain, actions, declares, words):
     assert "with Model X, signed by" in p.summary()  # the action's agent, not the signing app
 
 
+def test_video_best_effort(chain, tmp_path):
+    """An MP4's store (a uuid box) is read as well; a changed byte of its frames is caught."""
+    import cv2
+
+    from unmask.provenance.testing import sign_image
+
+    w = cv2.VideoWriter(str(tmp_path / "c.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 64))
+    for i in range(10):
+        w.write(np.full((64, 64, 3), 20 * i, np.uint8))
+    w.release()
+    assert _timed(tmp_path / "c.mp4").status == "none"
+    signed = sign_image((tmp_path / "c.mp4").read_bytes(), "video/mp4", chain)
+    assert _timed(signed).declares == "generated"
+    changed = bytearray(signed)
+    changed[signed.index(b"mdat") + 40] ^= 1
+    p = _timed(bytes(changed))
+    assert p.status == "invalid" and "bmffHash" in p.reason
+
+
 def test_forged_claim_is_invalid(chain):
     signed = _signed(chain)
     forged = signed.replace(b"unmask-test-generator", b"unmask-test-generatoR")
