@@ -367,3 +367,21 @@ def test_help_stays_light():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
     assert "--runtime {auto,onnx,torch}" in res.stdout
+
+
+def test_detect_says_when_a_member_falls_back_to_torch(tmp_path, cache, monkeypatch, capsys):
+    """The model loads in a thread with stderr silenced (MediaPipe's C++ chatter); the
+    fall-back warning is said after it, once."""
+    from unmask.inference import onnx_runtime
+    from unmask.inference.testing import tiny_torch_model
+
+    def broken(model, example):
+        raise RuntimeError("no exporter here")
+
+    monkeypatch.setattr(onnx_runtime, "export_graph", broken)
+    d = tiny_torch_model(tmp_path / "m")
+    out = _cli(["detect", str(ASTRONAUT), "-m", str(d), "--json", "--runtime", "onnx"])
+    assert json.loads(out)["results"][0]["faces"]
+    err = capsys.readouterr().err
+    assert err.count("unmask: warning: ") == 1
+    assert "scoring with torch, not ONNX Runtime (no exporter here)" in err
