@@ -126,7 +126,11 @@ def test_compose_save_load_identical_scores(members, manifest, tmp_path, rule):
     m = read_saved_model(out)
     assert m.kind == "composite" and [x.name for x in m.fusion.members] == ["crop", "artifact"]
     assert m.fusion.rule in ("max", "logistic") and (rule == "auto" or m.fusion.rule == rule)
-    assert 0 <= m.threshold <= 1 and m.threshold_rule.startswith("youden_j_val")
+    # the composite's threshold protects every real source (at most 5% of its val reals)
+    assert 0 <= m.threshold <= 1 and m.threshold_rule.startswith("fpr_cap_val")
+    assert m.training["threshold_max_fpr"] == 0.05
+    for rate in m.metrics["val"]["fpr_by_real_source"].values():
+        assert rate <= 0.05
     assert (out / "members" / "artifact" / "weights.safetensors").read_bytes() == (
         members[1] / "weights.safetensors"
     ).read_bytes()
