@@ -68,17 +68,17 @@ if has blend; then  # never sees a fake: every fake source is held out for it al
   unmask train configs/blend-lite0.yaml --set "data.manifest=$PREP/manifest.csv" -o "$BLEND"
 fi
 
-folds() { echo "$1=$OUT/loso/$1-{source}|$2"; }
+folds() { echo "$1=${3:-$OUT/loso}/$1-{source}|$2"; }  # NAME ALL [FOLDS_DIR]
 CANDIDATES=(
   --member "$(folds gan "$OUT/gan")"
-  --member "$(folds frozen "$OUT/frozen/all")"
+  --member "$(folds frozen "$OUT/frozen/all" "$OUT/frozen/loso")"
   --member "blend=$BLEND"
   --member "$(folds artifact "$ARTIFACT")"
 )
 member_dir() {  # NAME [SOURCE]: the all-sources folder, or the fold without SOURCE
-  local all
-  case $1 in gan) all=$OUT/gan ;; frozen) all=$OUT/frozen/all ;; blend) all=$BLEND ;; artifact) all=$ARTIFACT ;; esac
-  if [ -n "${2:-}" ] && [ -f "$OUT/loso/$1-$2/model.json" ]; then echo "$OUT/loso/$1-$2"; else echo "$all"; fi
+  local all loso=$OUT/loso
+  case $1 in gan) all=$OUT/gan ;; frozen) all=$OUT/frozen/all loso=$OUT/frozen/loso ;; blend) all=$BLEND ;; artifact) all=$ARTIFACT ;; esac
+  if [ -n "${2:-}" ] && [ -f "$loso/$1-$2/model.json" ]; then echo "$loso/$1-$2"; else echo "$all"; fi
 }
 if has choose; then
   python experiments/fusion_rule.py --prepared "$PREP" --max-fpr "$MAX_FPR" \
@@ -106,7 +106,7 @@ if has bench; then
   MODELS=(
     --model "fused=$OUT/loso/fused-{source}|$OUT/fused"
     --model "$(folds gan "$OUT/gan")"
-    --model "$(folds frozen "$OUT/frozen/all")"
+    --model "$(folds frozen "$OUT/frozen/all" "$OUT/frozen/loso")"
     --model "$(folds artifact "$ARTIFACT")"
     --model "blend=$BLEND"
   )
