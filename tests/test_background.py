@@ -28,7 +28,7 @@ def test_needs_from_model_json_match_the_built_models(tmp_path) -> None:
         assert saved_needs(d, read_saved_model(d)) == load_predictor(d).needs
     assert saved_needs(tiles, read_saved_model(tiles)).tiles == (TileSpec(32, 4),)
     default = saved_needs(default_model_dir(), read_saved_model(default_model_dir()))
-    assert default.tiles and not default.landmarks  # the artifact member's tiles
+    assert not default.tiles and not default.landmarks  # every member scores the crop
 
 
 def test_scores_like_the_loaded_model(tiny) -> None:

@@ -184,11 +184,12 @@ def test_tiny_model_loads_and_only_its_own_files_are_read(tiny, guarded):
 
 
 def test_shipped_model_is_format_2_and_round_trips(tmp_path):
-    """The default is the fused composite (issue 13): two members, each a full model folder,
-    at most 40 MB of weights in all."""
+    """The default is a composite (issue 20): the gan, frozen and blend members, each a full
+    model folder, at most 40 MiB of weights in all."""
     m = read_saved_model(default_model_dir())
     assert m.format == "unmask-model/2" and m.kind == "composite"
-    assert [x.name for x in m.fusion.members] == ["artifact", "blend"]
+    assert [x.name for x in m.fusion.members] == ["gan", "frozen", "blend"]
+    assert m.threshold_rule.startswith("fpr_cap_val")  # protects every real source
     write_saved_model(tmp_path, m)
     assert read_saved_model(tmp_path) == m
     for x in m.fusion.members:

@@ -53,7 +53,7 @@ def test_index_of_a_composite_names_its_members(tmp_path, capsys):
 
     code = main(["index", str(tmp_path), "-o", str(tmp_path / "idx"), "--member", "nope"])
     err = capsys.readouterr().err
-    assert code == 2 and "has members artifact, blend" in err and len(err.splitlines()) == 1
+    assert code == 2 and "has members gan, frozen, blend" in err and len(err.splitlines()) == 1
 
 
 def test_similar_on_a_folder_is_one_line(tmp_path, rng, capsys):
