@@ -164,7 +164,7 @@ def test_app_from_env_builds_the_configured_app(monkeypatch, tmp_path):
 
     loaded = []
 
-    def fake_load(model_dir, device="cpu"):
+    def fake_load(model_dir, device="cpu", **kw):  # runtime=... too
         loaded.append((Path(model_dir), device))
         return BrightnessPredictor()
 
