@@ -105,6 +105,20 @@ def tree_rss(root: int) -> int:
     return total
 
 
+def round_row(one: dict, full: dict, n: int) -> dict:
+    """One round's figures from a one-image run (start-up) and a run over all n files."""
+    return {
+        "e2e": n / full["wall"],
+        "startup": one["wall"],
+        "steady_cpu_ms": 1000 * (full["cpu"] - one["cpu"]) / max(n - 1, 1),
+        "wall": full["wall"],
+        "cpu": full["cpu"],
+        "cpu_startup": one["cpu"],
+        "rss_mb": full["peak_rss"] / 2**20,
+        "load": os.getloadavg()[0],
+    }
+
+
 def run_detect(env: dict, paths: list[str], extra: list[str] | None = None, marks=()) -> dict:
     """Run `unmask detect --json` and measure it; `marks`: result counts at which to sample
     the tree's RSS."""
@@ -158,16 +172,7 @@ def speed(trees: dict[str, dict], folder: Path, rounds: int, extra: list[str]) -
             full = run_detect(trees[name], [str(folder)], extra)
             if len(full["results"]) != n:
                 sys.exit(f"{name}: {len(full['results'])} results for {n} files")
-            row = {
-                "e2e": n / full["wall"],
-                "startup": one["wall"],
-                "steady_cpu_ms": 1000 * (full["cpu"] - one["cpu"]) / max(n - 1, 1),
-                "wall": full["wall"],
-                "cpu": full["cpu"],
-                "cpu_startup": one["cpu"],
-                "rss_mb": full["peak_rss"] / 2**20,
-                "load": os.getloadavg()[0],
-            }
+            row = round_row(one, full, n)
             rows[name].append(row)
             print(
                 f"  round {r + 1} {name:4s}: {row['e2e']:6.1f} img/s e2e, start-up "

@@ -36,7 +36,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_detect_e2e import DATA, REPO, run_detect, tree_env  # noqa: E402
+from bench_detect_e2e import DATA, REPO, round_row, run_detect, tree_env  # noqa: E402
 
 RUNTIMES = ("torch", "onnx")
 
@@ -57,14 +57,7 @@ def e2e(env: dict, files: list[str], model: list[str], rounds: int) -> dict:
                 for r in full["results"]
                 for i, f in enumerate(r.get("faces") or [])
             }
-            row = {
-                "e2e": n / full["wall"],
-                "startup": one["wall"],
-                "steady_cpu_ms": 1000 * (full["cpu"] - one["cpu"]) / max(n - 1, 1),
-                "cpu": full["cpu"],
-                "rss_mb": full["peak_rss"] / 2**20,
-                "load": os.getloadavg()[0],
-            }
+            row = round_row(one, full, n)
             rows[rt].append(row)
             print(
                 f"  round {k + 1} {rt:5s}: {row['e2e']:5.1f} img/s, start-up "
