@@ -167,7 +167,10 @@ def test_folder_with_corrupt_file_keeps_going(inputs, capsys):
     import csv
 
     with open(inputs["dir"] / "out.csv") as fh:
+        header = next(csv.reader(fh))
+        fh.seek(0)
         rows = list(csv.DictReader(fh))
+    assert len(header) == len(set(header)) and header.count("p_fake") == 1  # issue 24
     files = {Path(r["file"]).name for r in rows}
     assert {"zero.png", "one.jpg", "two.png", "corrupt.jpg", "clip.mp4"} <= files
 
