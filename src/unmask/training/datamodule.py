@@ -26,6 +26,7 @@ from unmask.labels import classes_for, label_to_index
 from unmask.training.augment import (
     augment_crop,
     flip_landmarks,
+    jpeg_reencode,
     landmarks_array,
     resize_normalize,
 )
@@ -148,8 +149,6 @@ class FaceDataset(Dataset):
             if flipped and lm is not None:
                 lm = flip_landmarks(lm)
         elif self.jpeg_quality > 0:
-            from unmask.training.augment import jpeg_reencode
-
             img = jpeg_reencode(img, self.jpeg_quality)
         x = torch.from_numpy(resize_normalize(img, self.input_size))
         lm_t = torch.from_numpy(landmarks_array(lm if self.with_landmarks else None))

@@ -30,7 +30,6 @@ training generators. Items are `(x, landmarks zeros, y)` like `FaceDataset`'s.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 from unmask.data.tiles import TileSpec, cut_tiles
 from unmask.errors import ConfigError, UnmaskError
 from unmask.labels import label_to_index
+from unmask.training.augment import jpeg_reencode
 from unmask.training.config import AugmentConfig, TrainConfig
 
 # upsample: a real tile down-scaled and up-scaled (replaces it); upsample_trace: only the
@@ -82,17 +82,6 @@ def _normalize(tiles: np.ndarray) -> np.ndarray:
     x = tiles.astype(np.float32) / 255.0
     x = (x - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-
-
-def jpeg(tile: np.ndarray, quality: int) -> np.ndarray:
-    """Re-encode one uint8 RGB image as JPEG (PIL, 4:2:0) and decode it."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(tile)).save(buf, format="JPEG", quality=int(quality))
-    buf.seek(0)
-    with Image.open(buf) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
 def decode_original(row: Any) -> np.ndarray:
@@ -335,7 +324,7 @@ def face_tiles_for_eval(
         else:
             out = np.stack([apply_recipe(t, recipe) for t in out])
     if quality > 0:
-        out = np.stack([jpeg(t, quality) for t in out])
+        out = np.stack([jpeg_reencode(t, quality) for t in out])
     return out
 
 
