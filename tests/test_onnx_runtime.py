@@ -385,3 +385,23 @@ def test_detect_says_when_a_member_falls_back_to_torch(tmp_path, cache, monkeypa
     err = capsys.readouterr().err
     assert err.count("unmask: warning: ") == 1
     assert "scoring with torch, not ONNX Runtime (no exporter here)" in err
+
+
+def test_sessions_share_one_cpu_arena():
+    """Members score one after another, so their sessions share one memory arena in ONNX
+    Runtime's environment instead of holding one each (three Lite0s: 2.25 -> 1.24 GB)."""
+    import torch
+
+    from unmask.inference.onnx_runtime import export_graph, make_session, shared_cpu_arena
+
+    assert shared_cpu_arena() and shared_cpu_arena()  # registered once, then reused
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten()).eval()
+    graph = export_graph(net, torch.randn(2, 3, 8, 8))
+    sessions = [make_session(graph, threads=1) for _ in range(2)]
+    for s in sessions:
+        opts = s.get_session_options()
+        assert opts.get_session_config_entry("session.use_env_allocators") == "1"
+    x = np.random.default_rng(0).normal(size=(3, 3, 8, 8)).astype(np.float32)
+    a, b = (s.run(None, {s.get_inputs()[0].name: x})[0] for s in sessions)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, net(torch.from_numpy(x)).detach().numpy(), atol=1e-5)
