@@ -46,7 +46,7 @@ def speed(n: int, model: str | None) -> None:
     from unmask.data.faces import FaceCropper
     from unmask.data.imageio import load_image
     from unmask.inference.detect import detect_paths
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.inference.saved_model import default_model_dir
 
     files = shared_jpegs(n)
@@ -105,7 +105,7 @@ def memory(count: int, model: str | None) -> None:
         code = (
             "import json,resource,sys\n"
             "from unmask.inference.detect import detect_paths, expand_inputs\n"
-            "from unmask.inference.predictor import load_predictor\n"
+            "from unmask.inference.loader import load_predictor\n"
             "from unmask.inference.saved_model import default_model_dir\n"
             f"p = load_predictor({model!r} or default_model_dir())\n"
             "n = 0\n"

@@ -31,7 +31,7 @@ IMAGE = REPO / "examples" / "astronaut.jpg"
 def serve(port: int, model: str | None) -> None:
     import uvicorn
 
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.inference.saved_model import default_model_dir
     from unmask.serving.app import create_app
 

@@ -130,7 +130,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from unmask.cluster.session import ray_session
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.inference.saved_model import default_model_dir
 
     files = inputs(args.n, not args.no_videos)

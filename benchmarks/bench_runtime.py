@@ -82,7 +82,8 @@ def member_cpu(model_dir: Path, files: list[str], batch: int = 32) -> dict:
     from unmask.data.faces import FaceCropper
     from unmask.data.imageio import load_image
     from unmask.data.tiles import cut_tiles
-    from unmask.inference.predictor import FaceInput, load_predictor
+    from unmask.inference.loader import load_predictor
+    from unmask.inference.predictor import FaceInput
 
     torch.set_num_threads(1)  # ONNX Runtime sessions take torch's thread count
     probe = load_predictor(model_dir, runtime="torch")

@@ -45,7 +45,7 @@ def serve(port: int, model: str | None, standin: bool, threads: int) -> None:
 
         predictor, model_dir = BrightnessPredictor(), None
     else:
-        from unmask.inference.predictor import load_predictor
+        from unmask.inference.loader import load_predictor
         from unmask.inference.saved_model import default_model_dir
 
         model_dir = Path(model) if model else default_model_dir()

@@ -182,7 +182,8 @@ def main() -> None:
             results["models"].setdefault(name, {})[p.name] = r
             print(name, p.name, json.dumps({k: v for k, v in r.items() if k != "real_fpr"}))
         if args.crop:
-            from unmask.inference.predictor import load_predictor, p_fake
+            from unmask.inference.loader import load_predictor
+            from unmask.inference.predictor import p_fake
 
             crops = crops_all(df, p)
             for name, d in _pairs(args.crop):

@@ -36,7 +36,7 @@ def main() -> None:
     from artifact_eval import load_tile_model, rows_for, tile_scores
 
     from unmask.data.tiles import cut_tiles
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.training.tile_data import decode_original, row_box
 
     df = rows_for(args.manifest, "test", 0, 0)

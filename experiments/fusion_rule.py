@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     from unmask.evaluation.compose import choose_threshold, fit_fusion, held_out_split
     from unmask.evaluation.scoring import row_box_sides, score_rows
     from unmask.inference.composite import fuse
-    from unmask.inference.predictor import load_predictor, p_fake
+    from unmask.inference.loader import load_predictor
+    from unmask.inference.predictor import p_fake
     from unmask.metrics import roc_auc
 
     try:

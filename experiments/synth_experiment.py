@@ -35,8 +35,9 @@ def evaluate(model_dir: Path, prepared: Path) -> dict[str, dict[str, float]]:
     import numpy as np
 
     from unmask.data.manifest import load_crop, load_landmarks, read_manifest
+    from unmask.inference.loader import load_predictor
+    from unmask.inference.predictor import p_fake
     from unmask.metrics import roc_auc
-    from unmask.inference.predictor import load_predictor, p_fake
 
     pred = load_predictor(model_dir)
     df = read_manifest(prepared, split="test")

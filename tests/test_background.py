@@ -12,7 +12,7 @@ import pytest
 from unmask.data.tiles import TileSpec
 from unmask.errors import UnmaskError
 from unmask.inference.background import BackgroundPredictor
-from unmask.inference.predictor import load_predictor, saved_needs
+from unmask.inference.loader import load_predictor, saved_needs
 from unmask.inference.testing import tiny_torch_model
 from unmask.modelfile import WEIGHTS_FILE, default_model_dir, read_saved_model
 

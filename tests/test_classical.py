@@ -115,7 +115,8 @@ def test_pipeline_end_to_end_on_images(rng):
 def test_train_save_reload_identical(synth_manifest, tmp_path, name):
     from unmask.data.manifest import read_manifest
     from unmask.inference.classical_predictor import ClassicalPredictor
-    from unmask.inference.predictor import Predictor, load_predictor, p_fake
+    from unmask.inference.loader import load_predictor
+    from unmask.inference.predictor import Predictor, p_fake
     from unmask.metrics import roc_auc
     from unmask.training.classical import train_classical
 
@@ -167,7 +168,7 @@ def test_numpy_scorer_matches_sklearn_pipeline(rng):
 
 
 def test_three_class(synth_manifest, tmp_path):
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.training.classical import train_classical
 
     root = tmp_path / "three"

@@ -93,7 +93,8 @@ def members(tmp_path_factory) -> tuple[Path, Path]:
 def test_tile_predictor_is_softmax_of_mean_tile_logits(members):
     import torch
 
-    from unmask.inference.predictor import FaceInput, load_predictor
+    from unmask.inference.loader import load_predictor
+    from unmask.inference.predictor import FaceInput
 
     pred = load_predictor(members[1])
     assert pred.needs.tiles == (TILES,)
@@ -117,7 +118,7 @@ def test_compose_save_load_identical_scores(members, manifest, tmp_path, rule):
     from unmask.evaluation.compose import compose_models
     from unmask.evaluation.scoring import score_row_faces
     from unmask.inference.composite import fuse
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.modelfile import read_saved_model
 
     out = compose_models(
@@ -188,7 +189,8 @@ def test_eval_on_manifest_cuts_tiles_from_originals(members, manifest):
     from unmask.data.manifest import read_manifest
     from unmask.evaluation.report import evaluate
     from unmask.evaluation.scoring import row_tiles
-    from unmask.inference.predictor import FaceInput, load_predictor
+    from unmask.inference.loader import load_predictor
+    from unmask.inference.predictor import FaceInput
 
     pred = load_predictor(members[1])
     test = read_manifest(manifest, split="test")
@@ -207,7 +209,7 @@ def test_hostile_member_name_and_nesting(members, tmp_path):
 
     from unmask.errors import UnmaskError
     from unmask.evaluation.compose import compose_models
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
 
     with pytest.raises(UnmaskError):
         compose_models(list(members), ["../x", "y"], tmp_path, "max", tmp_path / "c")
@@ -289,7 +291,8 @@ def test_tile_member_sits_out_images_smaller_than_its_tiles_hand_made():
 def test_composite_scores_a_tiny_image_without_its_tile_member(members, manifest, tmp_path):
     from unmask.data.tiles import cut_tiles
     from unmask.evaluation.compose import compose_models
-    from unmask.inference.predictor import FaceInput, load_predictor
+    from unmask.inference.loader import load_predictor
+    from unmask.inference.predictor import FaceInput
 
     out = compose_models(
         list(members), ["crop", "artifact"], manifest, rule="max", out=tmp_path / "c",

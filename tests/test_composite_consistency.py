@@ -77,7 +77,7 @@ def _standardised(combo: Path, manifest: Path) -> None:
     from unmask.data.manifest import read_manifest
     from unmask.evaluation.scoring import score_rows
     from unmask.inference.composite import logit
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.modelfile import member_dir, read_saved_model, write_saved_model
 
     saved = read_saved_model(combo)
@@ -146,7 +146,7 @@ def _three_paths(model_dir: Path, tmp: Path) -> dict:
     from fastapi.testclient import TestClient
 
     from unmask.data.spec import read_prepare_spec
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.serving.app import create_app
 
     out = _cli(["detect", str(ASTRONAUT), "--model", str(model_dir), "--json"])
@@ -228,7 +228,7 @@ def test_tiny_composite_score_moves_with_the_pixels(tiny_composite, tmp_path):
     from unmask.data.manifest import read_manifest
     from unmask.evaluation.perturb import parse_perturbations
     from unmask.evaluation.scoring import score_row_faces
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
 
     pred = load_predictor(tiny_composite)
     df = read_manifest(tiny_composite.parent / "val" / "manifest.csv", split="val").iloc[:4]

@@ -224,7 +224,7 @@ def test_bad_model_folder_is_one_line(tmp_path, capsys):
 def test_explain_writes_heatmaps(inputs, tmp_path, capsys):
     """The shipped model is a composite: one Grad-CAM per member, in DIR/<member>/ (as
     `unmask explain` writes them), not a spectrum plot without class profiles."""
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.modelfile import default_model_dir
 
     code = main(["detect", "-q", "--workers", "1", "--explain", str(tmp_path), str(inputs["one"])])

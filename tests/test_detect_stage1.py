@@ -106,7 +106,7 @@ def test_loading_a_cnn_model_does_not_import_scikit_learn():
 
     code = (
         "import sys\n"
-        "from unmask.inference.predictor import load_predictor\n"
+        "from unmask.inference.loader import load_predictor\n"
         "from unmask.inference.saved_model import default_model_dir\n"
         "load_predictor(default_model_dir())\n"
         "print(sorted(m for m in ('sklearn', 'scipy', 'pandas') if m in sys.modules))\n"

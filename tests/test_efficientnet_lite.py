@@ -72,7 +72,7 @@ def test_scoring_a_lite_model_never_imports_timm(tmp_path) -> None:
     must not pay timm's and torchvision's imports (seconds of start-up)."""
     code = (
         "import sys, numpy as np\n"
-        "from unmask.inference.predictor import load_predictor\n"
+        "from unmask.inference.loader import load_predictor\n"
         "from unmask.modelfile import default_model_dir\n"
         "p = load_predictor(default_model_dir())\n"
         "m = p.members['blend']\n"

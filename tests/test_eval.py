@@ -77,7 +77,7 @@ def test_parse_and_apply_perturbations(rng):
 
 def test_evaluate_manifest_binary_model_on_three_labels(trained, tmp_path):
     from unmask.data.manifest import read_manifest
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
 
     man, model = trained
     pred = load_predictor(model)

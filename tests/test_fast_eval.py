@@ -97,7 +97,7 @@ def test_predictor_scores_with_the_fast_copy(tmp_path) -> None:
     network as trained on the same preprocessed crops."""
     from safetensors.torch import load_file, save_file
 
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.inference.testing import tiny_torch_model
     from unmask.modelfile import WEIGHTS_FILE
 
@@ -121,7 +121,7 @@ def test_predictor_scores_with_the_fast_copy(tmp_path) -> None:
 
 def test_the_shipped_members_score_with_folded_copies() -> None:
     """A silent fall-back to the unfolded network would only show as a slower detect."""
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.modelfile import default_model_dir
 
     for name, member in load_predictor(default_model_dir()).members.items():
@@ -133,7 +133,7 @@ def test_predictor_preprocess_is_training_preprocess_in_nhwc(tmp_path) -> None:
     """The predictor normalises the batch in channels-last memory; the values are exactly
     those of `resize_normalize`, which training uses, crop by crop."""
     from unmask.data.normalize import resize_normalize
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.inference.testing import tiny_torch_model
 
     pred = load_predictor(tiny_torch_model(tmp_path / "m"))

@@ -136,7 +136,7 @@ def test_huge_integer_in_model_json_is_one_line(tiny, tmp_path):
     (d / "model.json").write_text(
         text.replace('"threshold": ', '"threshold": ' + "9" * 5001 + ', "x": ', 1)
     )
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
 
     with pytest.raises(UnmaskError, match="not valid JSON"):
         load_predictor(d)
@@ -146,7 +146,7 @@ def test_huge_integer_in_model_json_is_one_line(tiny, tmp_path):
 def test_hostile_model_json_is_one_line_exit_2(tiny, tmp_path, guarded, capsys, name):
     d = _variant(tiny, tmp_path, HOSTILE[name])
     secret = _secret(tmp_path)
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
 
     guarded.clear()  # the set-up wrote files; from here on only the loader opens any
     with pytest.raises(UnmaskError) as exc:
@@ -173,7 +173,7 @@ def test_classical_hostile_feature_size_and_arrays(tmp_path):
 def test_tiny_model_loads_and_only_its_own_files_are_read(tiny, guarded):
     import numpy as np
 
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
 
     pred = load_predictor(tiny)
     opened = {Path(p).resolve() for p in guarded if str(tiny.parent) in p}
@@ -360,7 +360,7 @@ def test_random_json_document_is_refused_in_one_line(data):
 def test_random_model_folder_loads_or_fails_in_one_line_within_memory(tiny, tmp_path_factory, m):
     """The whole loader (schema, registry, build, weights) on mutated folders: a predictor or
     one line, and the process never grows past a bound (input sizes and options are capped)."""
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
 
     d = tmp_path_factory.mktemp("fuzz") / "model"
     shutil.copytree(tiny, d)

@@ -70,7 +70,7 @@ def _with_batchnorm_stats(d: Path, seed: int = 0) -> Path:
 
 
 def _both(d: Path):
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
 
     warned: list[str] = []
     onnx = load_predictor(d, runtime="onnx", warn=warned.append)
@@ -139,7 +139,7 @@ def test_lite0_shaped_member_scores_the_same(tmp_path, cache):
 
 
 def test_second_load_hits_the_cache_and_a_tampered_graph_is_rebuilt(tmp_path, cache):
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.inference.testing import tiny_torch_model
 
     d = tiny_torch_model(tmp_path / "m")
@@ -176,7 +176,7 @@ def _relabel(record: Path, graph: Path, data: bytes) -> None:
 
 def test_a_consistent_but_foreign_cached_graph_is_refused(tmp_path, cache, monkeypatch):
     from unmask.inference import onnx_runtime
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.inference.testing import tiny_torch_model
 
     d = tiny_torch_model(tmp_path / "m")
@@ -203,7 +203,7 @@ def test_a_consistent_but_foreign_cached_graph_is_refused(tmp_path, cache, monke
 
 def test_unusable_graphs_fall_back_to_torch_with_a_warning(tmp_path, cache, monkeypatch):
     from unmask.inference import onnx_runtime
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.inference.testing import tiny_torch_model
 
     d = tiny_torch_model(tmp_path / "m")
@@ -220,7 +220,7 @@ def test_unusable_graphs_fall_back_to_torch_with_a_warning(tmp_path, cache, monk
 
 
 def test_a_cache_folder_that_takes_no_files_keeps_the_graph_in_memory(tmp_path, monkeypatch):
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.inference.testing import tiny_torch_model
 
     blocker = tmp_path / "not-a-folder"
@@ -305,8 +305,8 @@ def test_cli_runtime_flag_detect_eval_and_serve_agree(tiny_composite, tmp_path, 
     P(fake) and driver for the astronaut and the val rows."""
     from fastapi.testclient import TestClient
 
+    from unmask.inference.loader import load_predictor
     from unmask.inference.onnx_runtime import describe_runtime
-    from unmask.inference.predictor import load_predictor
     from unmask.serving.app import create_app
 
     manifest = tiny_composite.parent / "val" / "manifest.csv"

@@ -423,7 +423,7 @@ def test_explain_works_with_the_shipped_model(face_jpg):
     """The web page's "click a face to see why" with the shipped composite (issue 24: it was
     422 explain_unsupported): the Grad-CAM of a member that scores the resized crop."""
     pytest.importorskip("torch")
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.modelfile import default_model_dir
 
     pred = load_predictor(default_model_dir())

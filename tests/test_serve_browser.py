@@ -37,7 +37,7 @@ def _predictor():
 
     shipped = default_model_dir()
     if (shipped / MODEL_JSON).is_file():
-        from unmask.inference.predictor import load_predictor
+        from unmask.inference.loader import load_predictor
 
         return load_predictor(shipped), shipped
     from unmask.serving.testing import TinyCamPredictor  # untrained: exercises Grad-CAM

@@ -159,7 +159,7 @@ def test_app_from_env_builds_the_configured_app(monkeypatch, tmp_path):
     the model loaded once."""
     from fastapi.testclient import TestClient
 
-    import unmask.inference.predictor as predictor_mod
+    import unmask.inference.loader as loader_mod
     from unmask.serving import app as app_mod
 
     loaded = []
@@ -168,7 +168,7 @@ def test_app_from_env_builds_the_configured_app(monkeypatch, tmp_path):
         loaded.append((Path(model_dir), device))
         return BrightnessPredictor()
 
-    monkeypatch.setattr(predictor_mod, "load_predictor", fake_load)
+    monkeypatch.setattr(loader_mod, "load_predictor", fake_load)
     monkeypatch.setenv(
         app_mod.ENV_CONFIG,
         json.dumps(

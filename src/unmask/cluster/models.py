@@ -45,7 +45,7 @@ def ship_model(model_dir: str | Path) -> Any:
 def load_shipped(files: dict[str, bytes], device: str = "cpu", threshold: float | None = None):
     """A predictor from a shipped folder (in a worker). The copy lives as long as the worker
     process (a predictor may read a member's files lazily)."""
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
 
     tmp = Path(tempfile.mkdtemp(prefix="unmask-model-"))
     atexit.register(shutil.rmtree, tmp, True)

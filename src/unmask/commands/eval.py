@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from unmask.evaluation.perturb import parse_perturbations
     from unmask.evaluation.report import evaluate, load_eval_rows, perturbation_tables, write_report
     from unmask.inference.device import check_device
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.inference.saved_model import default_model_dir
 
     if args.batch_size < 1 or args.bootstrap < 0:

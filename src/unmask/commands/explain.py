@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from unmask.inference.detect import detect_paths, expand_inputs
     from unmask.inference.device import check_device
     from unmask.inference.explain import explain_all
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.inference.saved_model import default_model_dir
 
     if args.frames < 1:

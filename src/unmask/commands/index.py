@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from unmask.errors import UnmaskError
     from unmask.evaluation.report import load_eval_rows
     from unmask.inference.device import check_device
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.inference.retrieval import build_index, embed_rows, save_index
     from unmask.inference.saved_model import default_model_dir
 
@@ -83,7 +83,7 @@ def embedding_model_dir(model_dir, name: str | None):
     `name`, or the first that scores resized face crops (their penultimate features
     describe the face; a tile member's describe pixels). Decided from model.json alone."""
     from unmask.errors import UnmaskError
-    from unmask.inference.predictor import saved_needs
+    from unmask.inference.loader import saved_needs
     from unmask.modelfile import member_dir, read_saved_model
 
     saved = read_saved_model(model_dir)

@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         h11_max_incomplete_event_size=16 * 1024,  # request line + headers
     )
     if args.workers == 1:
-        from unmask.inference.predictor import load_predictor
+        from unmask.inference.loader import load_predictor
         from unmask.serving.app import create_app
 
         predictor = load_predictor(model_dir, device=args.device, runtime=args.runtime)

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     from unmask.data.manifest import load_crop
     from unmask.errors import UnmaskError
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.inference.retrieval import contact_sheet, embed_rows, knn_vote, load_index
 
     if args.k < 1:

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     target = Path(args.target)
     if target.is_dir():
-        from unmask.inference.predictor import load_predictor
+        from unmask.inference.loader import load_predictor
 
         pred = load_predictor(target)  # the one strict reader; refuses hostile folders
         if pred.saved.kind != "torch":

@@ -172,7 +172,8 @@ class _Scorer:
             return self._cache[key]
         from unmask.evaluation.scoring import score_rows
         from unmask.inference.composite import tile_size
-        from unmask.inference.predictor import load_predictor, p_fake
+        from unmask.inference.loader import load_predictor
+        from unmask.inference.predictor import p_fake
 
         pred = load_predictor(folder)
         entry: dict[str, Any] = {
@@ -211,7 +212,8 @@ class _Scorer:
 
     def _val_score(self, folder: Path) -> np.ndarray:
         from unmask.evaluation.scoring import score_rows
-        from unmask.inference.predictor import load_predictor, p_fake
+        from unmask.inference.loader import load_predictor
+        from unmask.inference.predictor import p_fake
 
         key = ("val", folder.resolve())
         if key not in self._cache:
@@ -266,7 +268,7 @@ def bench(
 ) -> dict[str, Any]:
     from unmask.evaluation.report import load_eval_rows
     from unmask.evaluation.scoring import row_box_sides
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -301,7 +301,7 @@ def compose_models(
     from unmask.data.manifest import read_manifest
     from unmask.evaluation.scoring import score_rows
     from unmask.inference.composite import fuse
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.metrics import binary_report, roc_auc
     from unmask.modelfile import MEMBERS_DIR, new_saved_model, write_saved_model
 

@@ -47,7 +47,7 @@ def crossval(
 ) -> dict[str, Any]:
     from unmask.data.manifest import manifest_path, read_manifest
     from unmask.evaluation.report import evaluate
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
 
     if by != "source":
         raise UnmaskError(f"crossval --by {by!r}: only 'source' is supported")

@@ -25,13 +25,8 @@ from typing import Any
 import numpy as np
 
 from unmask.errors import UnmaskError
-from unmask.inference.predictor import (
-    FaceInput,
-    Predictor,
-    Scores,
-    load_predictor,
-    saved_needs,
-)
+from unmask.inference.loader import load_predictor, saved_needs
+from unmask.inference.predictor import FaceInput, Predictor, Scores
 from unmask.modelfile import model_to_json, read_saved_model
 
 

@@ -26,7 +26,7 @@ PreprocessSpec (the face finder and the square crop box every member's input sta
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -123,14 +123,11 @@ def tile_size(predictor: Predictor) -> int:
 
 class CompositePredictor:
     def __init__(
-        self,
-        model_dir: str | Path,
-        saved: SavedModel,
-        device: str = "cpu",
-        runtime: str | None = None,
-        warn=None,
+        self, model_dir: str | Path, saved: SavedModel, load_member: Callable[[Path], Predictor]
     ) -> None:
-        from unmask.inference.predictor import load_predictor
+        """`load_member(folder)`: a member folder -> its predictor (the loader's
+        `load_predictor` as a member, with the composite's device and runtime); handed in,
+        so that this module does not import the loader that imports it."""
         from unmask.modelfile import member_dir
 
         assert saved.fusion is not None  # schema: composite
@@ -146,7 +143,7 @@ class CompositePredictor:
             d = member_dir(self.model_dir, m.name)
             if not d.is_dir():
                 raise UnmaskError(f"{self.model_dir}: member folder members/{m.name} missing")
-            pred = load_predictor(d, device=device, member=True, runtime=runtime, warn=warn)
+            pred = load_member(d)
             if pred.spec != self.spec:
                 raise UnmaskError(
                     f"{d}: member preprocessing differs from the composite's; members share "

@@ -1,4 +1,5 @@
-"""Score faces with a saved model, whatever its kind (torch, classical, composite).
+"""The types every predictor speaks, whatever its kind (torch, classical, composite);
+`unmask.inference.loader.load_predictor` loads one.
 
     pred = load_predictor(model_dir)
     pred.needs                    # InputNeeds: landmarks? which native-pixel TileSpecs?
@@ -20,14 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from unmask.data.spec import PreprocessSpec
 from unmask.data.tiles import TileSpec
-from unmask.errors import UnmaskError
 
 
 @dataclass(frozen=True)
@@ -49,6 +48,11 @@ class InputNeeds:
     def __or__(self, other: InputNeeds) -> InputNeeds:
         tiles = self.tiles + tuple(t for t in other.tiles if t not in self.tiles)
         return InputNeeds(self.landmarks or other.landmarks, tiles)
+
+    @classmethod
+    def of_input(cls, section: Any) -> InputNeeds:
+        """What a network reads, from its model.json `input` section (landmarks, tiles)."""
+        return cls(bool(section.landmarks), (section.tiles,) if section.tiles is not None else ())
 
 
 @dataclass
@@ -103,55 +107,6 @@ def faces_from(
     return [FaceInput(c, lm) for c, lm in zip(crops, landmarks, strict=True)]
 
 
-def saved_needs(model_dir: str | Path, saved: Any = None) -> InputNeeds:
-    """What a saved model reads besides the crop, from model.json alone (members' too);
-    `saved`: its already-read SavedModel, if at hand."""
-    from unmask.modelfile import member_dir, read_saved_model
-
-    saved = saved if saved is not None else read_saved_model(model_dir)
-    if saved.kind == "torch":
-        assert saved.input is not None  # schema: torch models have an input section
-        tiles = (saved.input.tiles,) if saved.input.tiles is not None else ()
-        return InputNeeds(bool(saved.input.landmarks), tiles)
-    if saved.kind == "composite":
-        assert saved.fusion is not None  # schema: composites have a fusion section
-        needs = InputNeeds()
-        for m in saved.fusion.members:
-            needs = needs | saved_needs(member_dir(model_dir, m.name))
-        return needs
-    return InputNeeds()  # classical models read the crop only
-
-
 def p_fake(proba: np.ndarray) -> np.ndarray:
     """P(fake) = 1 - P(real): the score every binary metric and verdict uses."""
     return 1.0 - np.asarray(proba)[:, 0]
-
-
-def load_predictor(
-    model_dir: str | Path,
-    device: str = "cpu",
-    member: bool = False,
-    runtime: str | None = None,
-    warn: Any = None,
-) -> Predictor:
-    """The saved model in `model_dir`, ready to score. Refuses (one line) before building
-    anything: a model.json outside the schema, an unknown builder or option, a backbone
-    outside timm's registry, links out of the folder. `runtime` ("auto", "onnx", "torch";
-    None: $UNMASK_RUNTIME, else auto) picks what scores CNN members on the CPU
-    (`unmask.inference.onnx_runtime`); `warn(msg)` hears about fall-backs to torch."""
-    from unmask.modelfile import read_saved_model
-
-    saved = read_saved_model(model_dir)
-    if saved.kind == "classical":
-        from unmask.inference.classical_predictor import ClassicalPredictor
-
-        return ClassicalPredictor(Path(model_dir), saved)
-    if saved.kind == "torch":
-        from unmask.inference.torch_predictor import TorchPredictor
-
-        return TorchPredictor(Path(model_dir), saved, device=device, runtime=runtime, warn=warn)
-    if member:
-        raise UnmaskError(f"{model_dir}: a composite member cannot itself be a composite")
-    from unmask.inference.composite import CompositePredictor
-
-    return CompositePredictor(Path(model_dir), saved, device=device, runtime=runtime, warn=warn)

@@ -33,7 +33,7 @@ import torch
 from unmask.data.normalize import landmarks_array, normalize_tiles, resize_rgb
 from unmask.errors import UnmaskError
 from unmask.inference.fast_eval import fast_copy, to_channels_last
-from unmask.inference.predictor import FaceInput, Scores, faces_from, saved_needs
+from unmask.inference.predictor import FaceInput, InputNeeds, Scores, faces_from
 from unmask.modelfile import SavedModel, model_to_json
 
 
@@ -74,7 +74,7 @@ class TorchPredictor:
         self.needs_landmarks = info.needs_landmarks
         if self.needs_landmarks != saved.input.landmarks:
             raise UnmaskError(f"{self.model_dir}: input.landmarks disagrees with {det.name!r}")
-        self.needs = saved_needs(self.model_dir, saved)
+        self.needs = InputNeeds.of_input(saved.input)
         wpath = weights_path(self.model_dir)
         try:
             self.model = build_cnn(

@@ -395,7 +395,7 @@ def create_app(
 def app_from_env():
     """Factory for uvicorn worker processes: settings come as JSON in $UNMASK_SERVE_CONFIG
     (written by `unmask serve`); each worker loads the model once."""
-    from unmask.inference.predictor import load_predictor
+    from unmask.inference.loader import load_predictor
     from unmask.inference.saved_model import default_model_dir
 
     cfg = json.loads(os.environ.get(ENV_CONFIG, "{}"))
