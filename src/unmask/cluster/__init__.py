@@ -4,9 +4,9 @@ The same stage functions as the local engine run inside Ray actors (Ray Data pip
 prepare and detect, a pool of model actors for eval), so both engines give the same
 manifest and the same scores:
 
-    prepare: tasks -> [CPU actors: unmask.data.prepare._run_chunk, one FaceCropper each]
+    prepare: tasks -> [CPU actors: unmask.data.prepare.run_chunk, one FaceCropper each]
              -> work records -> the manifest, written by the driver as today
-    detect:  blocks of `batch_size` files -> [CPU actors: inference.detect._extract, one
+    detect:  blocks of `batch_size` files -> [CPU actors: data.extract.extract_file, one
              FaceCropper each] -> [model actors: inference.detect.score_block, GPU when the
              cluster has one] -> FileResults in input order
     eval:    manifest rows in blocks of `batch_size` -> [model actors: evaluation.report.

@@ -1,7 +1,8 @@
 """`unmask detect --engine ray`: the local engine's two stages on Ray actor pools.
 
     blocks of `batch_size` files (input order)
-      -> [CPU actors: one FaceCropper each; unmask.inference.detect._extract per file]
+      -> [CPU actors: one FaceCropper each; unmask.inference.detect.extract_for_detect
+          per file, i.e. unmask.data.extract.extract_file]
       -> [model actors: the saved model, once per actor; unmask.inference.detect.score_block]
       -> FileResults, streamed back in input order
 
@@ -35,23 +36,22 @@ class _ExtractActor:
         landmarks: bool,
         tiles: Sequence[dict[str, Any]] = (),
     ):
+        from unmask.data.extract import init_worker
         from unmask.data.tiles import TileSpec
-        from unmask.inference import detect as local
 
-        spec = PreprocessSpec(**spec_dict)
         # native-pixel members: their tiles are cut here, from the decoded image (the
         # image itself never leaves the actor), exactly as the local engine's threads do
         self.tiles = tuple(TileSpec(**t) for t in tiles)
         # landmarks=False: no face mesh (the model reads none); same boxes and crops
-        local._init_worker(spec) if landmarks else local._init_worker(spec, landmarks=False)
-        self._extract = local._extract
+        init_worker(PreprocessSpec(**spec_dict), landmarks)
         self.every, self.frames = every, frames
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        from unmask.inference.detect import extract_for_detect
 
         items = [
             [
-                self._extract(Path(f), self.every, self.frames, tiles=self.tiles)
+                extract_for_detect(Path(f), self.every, self.frames, tiles=self.tiles)
                 for f in json.loads(files)
             ]
             for files in batch["files"]

@@ -1,7 +1,7 @@
 """`unmask prepare --engine ray`: the local engine's per-input work on Ray actors.
 
-Each actor holds one FaceCropper (built by `unmask.data.prepare._init_worker`, as a local
-worker process does) and runs `unmask.data.prepare._run_chunk` on its share of the tasks:
+Each actor holds one FaceCropper (built by `unmask.data.prepare.init_worker`, as a local
+worker process does) and runs `unmask.data.prepare.run_chunk` on its share of the tasks:
 crops and work records are written by the workers, into the output folder, which on a
 multi-node cluster must be on storage every node sees at the same path. The driver only
 collects the records and writes the manifest exactly as the local engine does.
@@ -25,16 +25,17 @@ class _PrepareActor:
     """One Ray actor: one FaceCropper, reused for every task it is given."""
 
     def __init__(self, spec_dict: dict[str, Any]) -> None:
-        from unmask.data import prepare as local
+        from unmask.data.prepare import init_worker
 
-        local._init_worker(spec_dict)
-        self._run_chunk = local._run_chunk
+        init_worker(PreprocessSpec(**spec_dict))
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
+        from unmask.data.prepare import run_chunk
+
         tasks = [json.loads(t) for t in batch["task"]]
-        records = self._run_chunk(tasks)
+        records = run_chunk(tasks)
         return {"record": np.array([json.dumps(r) for r in records], dtype=object)}
 
 

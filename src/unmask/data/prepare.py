@@ -19,13 +19,13 @@ Output folder:
                                         and writes the identical manifest.
 
 Work runs in a process pool (`workers`, one FaceCropper per process; spawned, not forked,
-so MediaPipe never inherits a parent's threads). Each input is accounted for: inputs =
-accepted (>= 1 crop) + rejected.
+so MediaPipe never inherits a parent's threads). Each input is decoded and its faces found
+by `unmask.data.extract.extract_file` (stage 1, with its one error rule: the `reason`s of
+rejected.csv). Each input is accounted for: inputs = accepted (>= 1 crop) + rejected.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -39,11 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unmask.data.imageio import printable
+from unmask.data.imageio import VIDEO_EXTENSIONS, printable
 from unmask.data.inputs import Input, collect_inputs, ensure_writable_dir, safe_name
 from unmask.data.manifest import COLUMNS, MANIFEST_NAME, REJECTED_NAME, SPEC_NAME, SPLITS
 from unmask.data.spec import PreprocessSpec
-from unmask.errors import BadInputError, UnmaskError
+from unmask.errors import UnmaskError
 from unmask.labels import DATA_LABELS, LABELS, label_to_index
 
 RECORD_VERSION = 1
@@ -69,35 +69,20 @@ class PrepareResult:
 
 # ---------------------------------------------------------------- worker side
 
-_CROPPER = None
+
+def init_worker(spec: PreprocessSpec, parent_pid: int = 0) -> None:
+    """Set up a pool worker or Ray actor: this process's FaceCropper (landmarks on), stderr
+    quiet (`unmask.data.extract.init_worker`)."""
+    from unmask.data.extract import init_worker as init_cropper
+
+    init_cropper(spec, landmarks=True, parent_pid=parent_pid, quiet=True)
 
 
-def _init_worker(spec_dict: dict[str, Any], parent_pid: int = 0) -> None:
-    global _CROPPER
-    if parent_pid:
-        from unmask.data.workers import die_with_parent
+def run_chunk(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`process_input` on each task with the cropper `init_worker` made."""
+    from unmask.data.extract import worker_cropper
 
-        die_with_parent(parent_pid)
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    if not os.environ.get("UNMASK_DEBUG"):
-        # MediaPipe/TFLite log to the C-level stderr ("INFO: Created TensorFlow Lite ...");
-        # silence it in workers so the progress bar stays readable. Errors come back as
-        # records, not stderr.
-        with contextlib.suppress(OSError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            os.close(devnull)
-    with contextlib.suppress(Exception):
-        import cv2
-
-        cv2.setNumThreads(1)
-    from unmask.data.faces import FaceCropper
-
-    _CROPPER = FaceCropper(PreprocessSpec(**spec_dict))
-
-
-def _run_chunk(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [process_input(t, _CROPPER) for t in tasks]
+    return [process_input(t, worker_cropper()) for t in tasks]
 
 
 def _fmt_score(score: float | None) -> str:
@@ -106,107 +91,96 @@ def _fmt_score(score: float | None) -> str:
 
 def process_input(task: dict[str, Any], cropper) -> dict[str, Any]:
     """Crop one input (image or video) and write its crops and work record. Never raises for
-    bad input: the record says what was rejected and why."""
-    import numpy as np
-
-    from unmask.data.imageio import load_image_with_format, save_png, sniff_kind
-    from unmask.data.video import iter_frames, video_info
+    bad input: the record says what was rejected and why (`unmask.data.extract`'s rule)."""
+    from unmask.data.extract import extract_file
 
     out_dir = Path(task["out_dir"])
-    path = Path(task["path"])
-    spec: PreprocessSpec = cropper.spec
     rel_dir = Path("crops") / task["source_dir"] / task["label_dir"]
     rows: list[dict[str, Any]] = []
-    rejected: list[dict[str, Any]] = []
-    meta: dict[str, Any] = {"kind": "", "format": "", "width": "", "height": ""}
+    with_face: set[int] = set()
 
-    def add_crops(image, frame: int) -> int:
-        crops = cropper.crop(image)
-        for k, c in enumerate(crops):
-            name = task["uid"] + (f"_f{frame:06d}" if frame >= 0 else "") + (f"_{k}" if k else "")
-            png = rel_dir / f"{name}.png"
-            save_png(out_dir / png, c.image)
-            lm = ""
-            if c.landmarks is not None:
-                lm_path = rel_dir / f"{name}.npy"
-                tmp = out_dir / lm_path.with_suffix(".npy.tmp")
-                with open(tmp, "wb") as fh:
-                    np.save(fh, np.asarray(c.landmarks, dtype=np.float32), allow_pickle=False)
-                tmp.replace(out_dir / lm_path)
-                lm = lm_path.as_posix()
-            rows.append(
-                {
-                    "path": png.as_posix(),
-                    "frame": frame,
-                    "face_index": k,
-                    "box_x0": c.box[0],
-                    "box_y0": c.box[1],
-                    "box_x1": c.box[2],
-                    "box_y1": c.box[3],
-                    "det_score": _fmt_score(c.score),
-                    "landmarks": lm,
-                    "detector": c.detector or ("whole" if c.score is None else ""),
-                }
-            )
-        return len(crops)
+    def write(face) -> None:
+        with_face.add(face.frame)
+        rows.append(_write_face(face, task["uid"], out_dir, rel_dir))
 
-    try:
-        if not path.exists():
-            raise BadInputError(path, "missing", "no such file")
-        if path.is_file() and path.stat().st_size == 0:
-            raise BadInputError(path, "empty", "zero bytes")
-        kind = sniff_kind(path)
-        meta["kind"] = kind or ""
-        if kind == "image":
-            image, fmt = load_image_with_format(path, spec.max_pixels)
-            meta.update(format=fmt, width=image.shape[1], height=image.shape[0])
-            if add_crops(image, -1) == 0:
-                rejected.append({"frame": -1, "reason": "no_face", "detail": "no face found"})
-        elif kind == "video":
-            info = video_info(path)
-            meta.update(format="video", width=info.width, height=info.height)
-            n_frames = n_faces = 0
-            for idx, frame in iter_frames(
-                path, every=task["every"], frames=task["frames"], max_pixels=spec.max_pixels
-            ):
-                n_frames += 1
-                if add_crops(frame, idx) == 0:
-                    rejected.append(
-                        {"frame": idx, "reason": "no_face", "detail": "no face in frame"}
-                    )
-                else:
-                    n_faces += 1
-            meta["frames_read"] = n_frames
-            if n_faces == 0:
-                rejected.append(
-                    {"frame": -1, "reason": "no_face", "detail": f"no face in {n_frames} frames"}
-                )
-        else:
-            raise BadInputError(path, "not_an_image", "not an image or video format unmask reads")
-    except BadInputError as exc:
+    ex = extract_file(
+        task["path"], cropper, every=task["every"], frames=task["frames"], on_face=write
+    )
+    if ex.reason:
         rows = []
-        rejected.append({"frame": -1, "reason": exc.reason, "detail": exc.detail})
-    except Exception as exc:  # a library failure on one odd file must not stop the batch
-        rows = []
-        rejected.append(
-            {"frame": -1, "reason": "error", "detail": f"{exc.__class__.__name__}: {exc}"[:300]}
-        )
+    meta: dict[str, Any] = {
+        "kind": "" if ex.kind == "unknown" else ex.kind,
+        "format": ex.image_format,
+        "width": "" if ex.width is None else ex.width,
+        "height": "" if ex.height is None else ex.height,
+    }
+    if ex.kind == "video" and not ex.reason:
+        meta["frames_read"] = len(ex.frames)
     for r in rows:
         r.update(orig_width=meta["width"], orig_height=meta["height"], orig_format=meta["format"])
     record = {
         "version": RECORD_VERSION,
         "fingerprint": task["fingerprint"],
         "uid": task["uid"],
-        "file": str(path),
+        "file": ex.file,
         **meta,
         "rows": rows,
-        "rejected": rejected,
+        "rejected": _rejections(ex, with_face),
     }
     rec_path = out_dir / WORK_DIR / f"{task['uid']}.json"
     tmp = rec_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
     tmp.replace(rec_path)
     return record
+
+
+def _write_face(face, uid: str, out_dir: Path, rel_dir: Path) -> dict[str, Any]:
+    """Write one face's crop PNG (and landmarks .npy) under `out_dir`: its manifest row."""
+    import numpy as np
+
+    from unmask.data.imageio import save_png
+
+    frame, k = face.frame, face.face_index
+    name = uid + (f"_f{frame:06d}" if frame >= 0 else "") + (f"_{k}" if k else "")
+    png = rel_dir / f"{name}.png"
+    save_png(out_dir / png, face.crop)
+    lm = ""
+    if face.landmarks is not None:
+        lm_path = rel_dir / f"{name}.npy"
+        tmp = out_dir / lm_path.with_suffix(".npy.tmp")
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(face.landmarks, dtype=np.float32), allow_pickle=False)
+        tmp.replace(out_dir / lm_path)
+        lm = lm_path.as_posix()
+    x0, y0, x1, y1 = face.box
+    return {
+        "path": png.as_posix(),
+        "frame": frame,
+        "face_index": k,
+        "box_x0": x0,
+        "box_y0": y0,
+        "box_x1": x1,
+        "box_y1": y1,
+        "det_score": _fmt_score(face.det_score),
+        "landmarks": lm,
+        "detector": face.detector or ("whole" if face.det_score is None else ""),
+    }
+
+
+def _rejections(ex, with_face: set[int]) -> list[dict[str, Any]]:
+    """rejected.csv's rows of one input: its video frames without a face (frame >= 0),
+    then why the input gave no crop at all (frame -1), if it gave none."""
+    out = [
+        {"frame": f, "reason": "no_face", "detail": "no face in frame"}
+        for f in ex.frames
+        if f >= 0 and f not in with_face
+    ]
+    if ex.reason:
+        out.append({"frame": -1, "reason": ex.reason, "detail": ex.detail})
+    elif not with_face:
+        detail = f"no face in {len(ex.frames)} frames" if ex.kind == "video" else "no face found"
+        out.append({"frame": -1, "reason": "no_face", "detail": detail})
+    return out
 
 
 # ---------------------------------------------------------------- parent side
@@ -409,7 +383,90 @@ def prepare(
     `fmt`: "csv" or "parquet" (manifest and rejected tables). `executor`: runs the queued
     tasks instead of the local process pool, same signature as `_run_tasks` (the Ray engine,
     `unmask.cluster.prepare.run_tasks_on_ray`)."""
-    from unmask.data.splits import assign_splits, parse_fractions
+    fractions, regex = _check_options(every, frames, assign_split, splits, group_regex)
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise UnmaskError(f"output {out} exists and is not a folder")
+    items, roots = collect_inputs(inputs, unlabeled=unlabeled, out_dir=None)
+    given = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    folders = {Path(p).expanduser().resolve() for p in given if Path(p).expanduser().is_dir()}
+    _check_paths(out, items, folders)
+    if not items:
+        raise UnmaskError(f"no input files found in {', '.join(map(str, roots))}")
+    ensure_writable_dir(out)  # before any work: not after an hour of cropping
+    (out / WORK_DIR).mkdir(exist_ok=True)
+
+    records, todo = _plan(items, out, spec, every, frames)
+    n_reused = len(records)
+    n_problem = sum(1 for it in items if it.problem is not None)
+    say = log or (lambda msg: print(msg, file=sys.stderr))
+    if n_reused:
+        say(f"resuming: {n_reused} input(s) already done in {out}, {len(todo)} to do")
+    run_tasks = executor or _run_tasks
+    run_tasks(
+        todo,
+        spec,
+        max(int(workers), 1),
+        progress,
+        records,
+        total=len(items),
+        done=n_reused + n_problem,
+    )
+
+    manifest_rows, rejected_rows = _table_rows(items, records, regex)
+    if assign_split is not None:
+        for r in manifest_rows:
+            r["split"] = assign_split
+    elif manifest_rows:
+        from unmask.data.splits import assign_splits
+
+        manifest_rows = assign_splits(manifest_rows, fractions, seed)
+    manifest_path, rejected_path = _write_tables(out, fmt, manifest_rows, rejected_rows)
+    if txt:
+        _write_txt(out, manifest_rows, binary)
+    summary = summarize(items, records, manifest_rows)
+    _write_csv(out / SUMMARY_NAME, list(summary[0].keys()) if summary else [], summary)
+    options = {
+        "inputs": [str(Path(p).expanduser().resolve()) for p in given],
+        "splits": list(fractions),
+        "seed": seed,
+        "every": every,
+        "frames": frames,
+        "group_regex": group_regex,
+        "assign_split": assign_split,
+        "unlabeled": unlabeled,
+        "txt": txt,
+        "binary": binary,
+    }
+    _write_meta(out, spec, options, summary[-1], len(manifest_rows))
+
+    total = summary[-1]
+    result = PrepareResult(
+        manifest_path=manifest_path,
+        rejected_path=rejected_path,
+        n_inputs=len(items),
+        n_accepted=total["accepted"],
+        n_rejected=total["rejected"],
+        n_faces=len(manifest_rows),
+        summary=summary,
+        n_reused=n_reused,
+        out_dir=out,
+    )
+    assert result.n_inputs == result.n_accepted + result.n_rejected
+    if print_summary:
+        print(format_summary(summary))
+    return result
+
+
+def _check_options(
+    every: int,
+    frames: int,
+    assign_split: str | None,
+    splits: Sequence[float] | str,
+    group_regex: str | None,
+) -> tuple[tuple[float, ...], re.Pattern[str] | None]:
+    """Refuse bad options before any work: (split fractions, compiled group regex)."""
+    from unmask.data.splits import parse_fractions
 
     if every < 0:
         raise UnmaskError(f"--every must be >= 0, got {every}")
@@ -429,21 +486,14 @@ def prepare(
             raise UnmaskError(
                 f"--group-regex {group_regex!r} is not a valid regex: {exc}"
             ) from None
-    workers = max(int(workers), 1)
+    return fractions, regex
 
-    out = Path(out_dir).expanduser()
-    if out.exists() and not out.is_dir():
-        raise UnmaskError(f"output {out} exists and is not a folder")
-    items, roots = collect_inputs(inputs, unlabeled=unlabeled, out_dir=None)
-    given = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-    folders = {Path(p).expanduser().resolve() for p in given if Path(p).expanduser().is_dir()}
-    _check_paths(out, items, folders)
-    if not items:
-        raise UnmaskError(f"no input files found in {', '.join(map(str, roots))}")
-    ensure_writable_dir(out)  # before any work: not after an hour of cropping
-    (out / WORK_DIR).mkdir(exist_ok=True)
 
-    # plan: reuse matching records, queue the rest
+def _plan(
+    items: Sequence[Input], out: Path, spec: PreprocessSpec, every: int, frames: int
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """(records reused from an earlier run, by uid; tasks for the rest, videos first so
+    that a long video does not finish alone at the end)."""
     records: dict[str, dict[str, Any]] = {}
     todo: list[dict[str, Any]] = []
     uids: set[str] = set()
@@ -468,21 +518,17 @@ def prepare(
                 "label_dir": safe_name(it.label) if it.label else "unlabeled",
                 "every": every,
                 "frames": frames,
-                "video_first": it.path.suffix.lower()
-                in (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"),
+                "video_first": it.path.suffix.lower() in VIDEO_EXTENSIONS,
             }
         )
-    n_reused = len(records)
-    n_problem = sum(1 for it in items if it.problem is not None)
-    # videos first so that a long video does not finish alone at the end
     todo.sort(key=lambda t: not t["video_first"])
-    say = log or (lambda msg: print(msg, file=sys.stderr))
-    if n_reused:
-        say(f"resuming: {n_reused} input(s) already done in {out}, {len(todo)} to do")
-    run_tasks = executor or _run_tasks
-    run_tasks(todo, spec, workers, progress, records, total=len(items), done=n_reused + n_problem)
+    return records, todo
 
-    # manifest rows, in input order
+
+def _table_rows(
+    items: Sequence[Input], records: dict[str, dict[str, Any]], regex: re.Pattern[str] | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(manifest rows, rejected rows), in input order, splits not yet assigned."""
     manifest_rows: list[dict[str, Any]] = []
     rejected_rows: list[dict[str, Any]] = []
     for it in items:
@@ -507,12 +553,14 @@ def prepare(
             )
         for r in rec["rejected"]:
             rejected_rows.append({"file": printable(it.path), **r, **base})
-    if assign_split is not None:
-        for r in manifest_rows:
-            r["split"] = assign_split
-    elif manifest_rows:
-        manifest_rows = assign_splits(manifest_rows, fractions, seed)
+    return manifest_rows, rejected_rows
 
+
+def _write_tables(
+    out: Path, fmt: str, manifest_rows: list[dict[str, Any]], rejected_rows: list[dict[str, Any]]
+) -> tuple[Path, Path]:
+    """manifest and rejected tables as CSV or Parquet (the other format's, from an earlier
+    run, removed): their paths."""
     manifest_path = out / MANIFEST_NAME
     rejected_path = out / REJECTED_NAME
     if fmt == "parquet":
@@ -525,64 +573,44 @@ def prepare(
     else:
         _write_csv(manifest_path, MANIFEST_COLUMNS, manifest_rows)
         _write_csv(rejected_path, REJECTED_COLUMNS, rejected_rows)
-    for stale in (manifest_path, rejected_path):  # the other format's table from an earlier run
+    for stale in (manifest_path, rejected_path):
         stale.with_suffix(".csv" if fmt == "parquet" else ".parquet").unlink(missing_ok=True)
-    if txt:
-        for split in SPLITS:
-            lines = [
-                f"{r['path']} {label_to_index(r['label'], 2 if binary else 3)}"
-                for r in manifest_rows
-                if r["split"] == split and r["label"] in (DATA_LABELS if binary else LABELS)
-            ]
-            (out / f"{split}.txt").write_text("".join(x + "\n" for x in lines), encoding="utf-8")
-    summary = summarize(items, records, manifest_rows)
-    _write_csv(out / SUMMARY_NAME, list(summary[0].keys()) if summary else [], summary)
+    return manifest_path, rejected_path
+
+
+def _write_txt(out: Path, manifest_rows: Sequence[dict[str, Any]], binary: bool) -> None:
+    """train.txt val.txt test.txt: `path label-id` per row of a known label."""
+    for split in SPLITS:
+        lines = [
+            f"{r['path']} {label_to_index(r['label'], 2 if binary else 3)}"
+            for r in manifest_rows
+            if r["split"] == split and r["label"] in (DATA_LABELS if binary else LABELS)
+        ]
+        (out / f"{split}.txt").write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+
+
+def _write_meta(
+    out: Path, spec: PreprocessSpec, options: dict[str, Any], total: dict[str, Any], n_crops: int
+) -> None:
+    """prepare.json: the spec, the options, the detector and the counts."""
     from unmask import __version__
     from unmask.config import to_dict
     from unmask.data.faces import DETECTOR_PASSES
 
     meta = {
         "preprocess": to_dict(spec),
-        "options": {
-            "inputs": [str(Path(p).expanduser().resolve()) for p in given],
-            "splits": list(fractions),
-            "seed": seed,
-            "every": every,
-            "frames": frames,
-            "group_regex": group_regex,
-            "assign_split": assign_split,
-            "unlabeled": unlabeled,
-            "txt": txt,
-            "binary": binary,
-        },
+        "options": options,
         "detector": "mediapipe face_detection cascade: "
         + ", ".join(name for name, _, _ in DETECTOR_PASSES),
         "counts": {
-            "inputs": len(items),
-            "accepted": summary[-1]["accepted"],
-            "rejected": summary[-1]["rejected"],
-            "crops": len(manifest_rows),
+            "inputs": total["inputs"],
+            "accepted": total["accepted"],
+            "rejected": total["rejected"],
+            "crops": n_crops,
         },
         "unmask_version": __version__,
     }
     (out / SPEC_NAME).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-
-    total = summary[-1]
-    result = PrepareResult(
-        manifest_path=manifest_path,
-        rejected_path=rejected_path,
-        n_inputs=len(items),
-        n_accepted=total["accepted"],
-        n_rejected=total["rejected"],
-        n_faces=len(manifest_rows),
-        summary=summary,
-        n_reused=n_reused,
-        out_dir=out,
-    )
-    assert result.n_inputs == result.n_accepted + result.n_rejected
-    if print_summary:
-        print(format_summary(summary))
-    return result
 
 
 def _run_tasks(
@@ -628,10 +656,10 @@ def _run_tasks(
         with ProcessPoolExecutor(
             max_workers=workers,
             mp_context=ctx,
-            initializer=_init_worker,
-            initargs=(dataclasses.asdict(spec), os.getpid()),
+            initializer=init_worker,
+            initargs=(spec, os.getpid()),
         ) as pool:
-            futures = [pool.submit(_run_chunk, c) for c in chunks]
+            futures = [pool.submit(run_chunk, c) for c in chunks]
             try:
                 for fut in as_completed(futures):
                     for rec in fut.result():

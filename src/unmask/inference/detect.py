@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from unmask.data.extract import Extraction
 from unmask.data.spec import PreprocessSpec
-from unmask.errors import BadInputError
 from unmask.jsonio import json_clean
 
 JSON_SCHEMA_VERSION = 1
@@ -105,21 +105,19 @@ def first_listing(files: Sequence[Path]) -> list[int | None]:
 
 
 def _with_duplicates(
-    files: Sequence[Path], earlier: Sequence[int | None], extracted: Iterator[dict[str, Any]]
-) -> Iterator[dict[str, Any]]:
+    files: Sequence[Path], earlier: Sequence[int | None], extracted: Iterator[Extraction]
+) -> Iterator[Extraction]:
     """`extracted` (the unique files' items, in order) with a `duplicate` item in the place
     of each repeated listing: every input is accounted for, none is scored twice."""
     for f, e in zip(files, earlier, strict=True):
         if e is None:
             yield next(extracted)
         else:
-            yield {
-                "file": str(f),
-                "kind": "unknown",
-                "faces": [],
-                "error": "duplicate",
-                "detail": f"same file as {str(files[e])!r} (listed more than once)",
-            }
+            yield Extraction(
+                str(f),
+                reason="duplicate",
+                detail=f"same file as {str(files[e])!r} (listed more than once)",
+            )
 
 
 def expand_inputs(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -137,23 +135,6 @@ def expand_inputs(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 # ---------------------------------------------------------------- stage 1: faces
 
-_CROPPER = None
-
-
-def _init_worker(spec: PreprocessSpec, landmarks: bool = True) -> None:
-    """Make this process's FaceCropper (`landmarks=False`: skip face mesh, same crops)."""
-    global _CROPPER
-    from unmask.data.faces import FaceCropper
-
-    # One thread per worker: the pool supplies the parallelism.
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except Exception:  # pragma: no cover
-        pass
-    _CROPPER = FaceCropper(spec, landmarks=landmarks)
-
 
 def wants_landmarks(predictor) -> bool:
     """Whether stage 1 must run face mesh for `predictor` (a two-stream member, say).
@@ -162,61 +143,18 @@ def wants_landmarks(predictor) -> bool:
     return bool(predictor.needs.landmarks)
 
 
-def _extract(
+def extract_for_detect(
     path: Path, every: int, frames: int, cropper=None, tiles: Sequence[Any] = ()
-) -> dict[str, Any]:
-    """Decode one input and crop its faces (runs in a worker; `cropper` defaults to the
-    one `_init_worker` made). For models on native pixels, each face also gets the tiles of
-    every TileSpec in `tiles`, cut from the decoded image in the face's crop box: the
-    image is decoded once, and only the small tiles travel back, never the image."""
-    from unmask.data.imageio import load_image, sniff_kind
-    from unmask.data.tiles import cut_tiles
+) -> Extraction:
+    """`unmask.data.extract.extract_file` as detect calls it, on any engine: the file's
+    Content Credentials and metadata read beside its pixels (headers only, never from a
+    crop). `cropper` defaults to the process's (`unmask.data.extract.init_worker`)."""
+    from unmask.data.extract import extract_file
+    from unmask.provenance import read_provenance
 
-    cropper = cropper if cropper is not None else _CROPPER
-    out: dict[str, Any] = {"file": str(path), "kind": "unknown", "faces": []}
-    try:
-        if not path.exists():
-            if path.is_symlink():  # a loop or a dangling link, as prepare reports it
-                raise BadInputError(path, "unreadable", "a symbolic link that leads nowhere")
-            raise BadInputError(path, "missing", "no such file")
-        kind = sniff_kind(path)
-        if kind is None:
-            raise BadInputError(path, "not_an_image", "neither an image nor a video")
-        out["kind"] = kind
-        # Content Credentials and metadata of the original file (headers only: about a
-        # millisecond), here in the worker, never from a crop; it never raises
-        from unmask.provenance import read_provenance
-
-        out["provenance"] = read_provenance(path)
-        if kind == "image":
-            images: Iterable[tuple[int, np.ndarray]] = [(-1, load_image(path))]
-        else:
-            from unmask.data.video import iter_frames, video_info
-
-            out["video_info"] = asdict(video_info(path))
-            images = iter_frames(path, every=every, frames=frames)
-        n_frames = 0
-        for frame_idx, img in images:
-            n_frames += 1
-            for i, fc in enumerate(cropper.crop(img)):
-                out["faces"].append(
-                    {
-                        "frame": frame_idx,
-                        "face_index": i,
-                        "box": [int(v) for v in fc.box],
-                        "det_score": None if fc.score is None else float(fc.score),
-                        "crop": fc.image,
-                        "landmarks": fc.landmarks,
-                        "tiles": {t: cut_tiles(img, fc.box, t) for t in tiles},
-                        "image_size": (img.shape[1], img.shape[0]),
-                    }
-                )
-        out["frames_sampled"] = n_frames
-    except BadInputError as exc:
-        out.update(error=exc.reason, detail=exc.detail)
-    except MemoryError:
-        out.update(error="too_large", detail="out of memory while decoding")
-    return out
+    return extract_file(
+        path, cropper, every=every, frames=frames, tiles=tiles, read_provenance=read_provenance
+    )
 
 
 def _iter_extracted(
@@ -228,7 +166,7 @@ def _iter_extracted(
     landmarks: bool = True,
     tiles: Sequence[Any] = (),
     window: int | None = None,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[Extraction]:
     """Stage 1 over all inputs, in input order, with at most `window` (default
     `2 * workers + 2`) files in flight or done but not yet taken.
 
@@ -238,30 +176,44 @@ def _iter_extracted(
     each on a small machine, and 200+ MB of memory each) nor crops pickled back. A feeder
     thread keeps the window full while the caller is busy (scoring a batch), so faces are
     found during the model's turn too."""
+    from unmask.data.extract import init_worker, single_threaded_opencv
+
     if workers <= 1:
-        _init_worker(spec, landmarks)
+        init_worker(spec, landmarks)
         for p in paths:
-            yield _extract(p, every, frames, tiles=tiles)
+            yield extract_for_detect(p, every, frames, tiles=tiles)
         return
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
+    single_threaded_opencv()
+    local = threading.local()
+    croppers: list[Any] = []
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="unmask-faces") as pool:
+            _start_croppers(pool, workers, local, croppers, spec, landmarks)
+
+            def run(p: Path) -> Extraction:
+                return extract_for_detect(p, every, frames, local.cropper, tiles)
+
+            yield from _in_order(pool, run, paths, max(window or 0, 2 * workers + 2))
+    finally:
+        for c in croppers:
+            c.close()
+
+
+def _start_croppers(pool, workers: int, local, croppers: list, spec, landmarks: bool) -> None:
+    """One cropper per pool thread (in `local.cropper`, and listed in `croppers` to close),
+    graphs built and run once before any file is read, so MediaPipe's start-up lines
+    (silenced: fd 2 is the whole process's) never hide a progress bar or an error line
+    printed by the main thread later."""
+    import threading
+
     from unmask.data.faces import FaceCropper
 
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)  # the threads supply the parallelism
-    except Exception:  # pragma: no cover
-        pass
-    local = threading.local()
-    croppers: list[FaceCropper] = []
     ready = threading.Barrier(workers)
 
     def start() -> None:
-        # One cropper per thread, graphs built and run once before any file is read, so
-        # MediaPipe's start-up lines (silenced: fd 2 is the whole process's) never hide a
-        # progress bar or an error line printed by the main thread later.
         try:
             local.cropper = FaceCropper(spec, landmarks=landmarks)
             croppers.append(local.cropper)
@@ -271,16 +223,22 @@ def _iter_extracted(
             raise
         ready.wait()  # every thread takes exactly one start task
 
-    def run(p: Path) -> dict[str, Any]:
-        return _extract(p, every, frames, local.cropper, tiles)
+    for f in [pool.submit(start) for _ in range(workers)]:
+        f.result()
 
+
+def _in_order(pool, run, paths: Iterable[Path], window: int) -> Iterator[Extraction]:
+    """`run(p)` for every path on `pool`, yielded in input order, at most `window` submitted
+    and not yet taken. A feeder thread submits while the caller works; when the caller
+    stops early, queued work is dropped."""
     import queue
+    import threading
 
-    slots = threading.Semaphore(max(window or 0, 2 * workers + 2))
+    slots = threading.Semaphore(window)
     futures: queue.Queue = queue.Queue()
     stop = threading.Event()
 
-    def feed(pool: ThreadPoolExecutor) -> None:
+    def feed() -> None:
         try:
             for p in paths:
                 while not slots.acquire(timeout=0.1):
@@ -294,112 +252,105 @@ def _iter_extracted(
         finally:
             futures.put(None)
 
+    feeder = threading.Thread(target=feed, name="unmask-feed", daemon=True)
+    feeder.start()
     try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="unmask-faces") as pool:
-            for f in [pool.submit(start) for _ in range(workers)]:
-                f.result()
-            feeder = threading.Thread(target=feed, args=(pool,), name="unmask-feed", daemon=True)
-            feeder.start()
-            try:
-                while (f := futures.get()) is not None:
-                    if isinstance(f, BaseException):
-                        raise f
-                    item = f.result()
-                    slots.release()
-                    yield item
-            finally:
-                stop.set()
-                feeder.join()
-                while not futures.empty():  # the caller stopped early: drop queued work
-                    f = futures.get_nowait()
-                    if f is not None and not isinstance(f, BaseException):
-                        f.cancel()
+        while (f := futures.get()) is not None:
+            if isinstance(f, BaseException):
+                raise f
+            item = f.result()
+            slots.release()
+            yield item
     finally:
-        for c in croppers:
-            c.close()
+        stop.set()
+        feeder.join()
+        while not futures.empty():  # the caller stopped early: drop queued work
+            f = futures.get_nowait()
+            if f is not None and not isinstance(f, BaseException):
+                f.cancel()
 
 
 # ---------------------------------------------------------------- stage 2: model
 
 
 def _finish(
-    item: dict[str, Any],
+    item: Extraction,
     proba: np.ndarray,
     predictor,
     keep_crops: bool,
     drivers: Sequence[str | None] | None = None,
 ) -> FileResult:
-    from unmask.inference.tracking import aggregate_video, assign_tracks
-
-    if "error" in item:
-        return FileResult(
-            item["file"],
-            item["kind"],
-            "error",
-            "error",
-            reason=item["error"],
-            detail=item.get("detail", ""),
-            provenance=item.get("provenance"),
-        )
+    if item.reason:
+        return _failed(item, item.reason, item.detail)
     if len(proba) and not np.isfinite(np.asarray(proba, dtype=np.float64)).all():
         # a score that is not a number is no evidence either way: never a verdict
-        return FileResult(
-            item["file"],
-            item["kind"],
-            "error",
-            "error",
-            reason="score_not_finite",
-            detail="the model gave a NaN or infinite score",
-            provenance=item.get("provenance"),
-        )
+        return _failed(item, "score_not_finite", "the model gave a NaN or infinite score")
     classes = predictor.classes
     thr = float(predictor.threshold)
     faces: list[FaceResult] = []
-    drivers = drivers if drivers is not None else [None] * len(item["faces"])
-    for f, pr, drv in zip(item["faces"], proba, drivers, strict=True):
+    drivers = drivers if drivers is not None else [None] * len(item.faces)
+    for f, pr, drv in zip(item.faces, proba, drivers, strict=True):
         pf = float(1.0 - pr[0])
         faces.append(
             FaceResult(
-                frame=f["frame"],
-                face_index=f["face_index"],
-                box=f["box"],
-                det_score=f["det_score"],
+                frame=f.frame,
+                face_index=f.face_index,
+                box=list(f.box),
+                det_score=f.det_score,
                 p_fake=round(pf, 6),
                 probs={c: round(float(p), 6) for c, p in zip(classes, pr, strict=True)},
                 verdict="fake" if pf >= thr else "real",
                 driver=drv,
-                crop=f["crop"] if keep_crops else None,
-                landmarks=f["landmarks"] if keep_crops else None,
+                crop=f.crop if keep_crops else None,
+                landmarks=f.landmarks if keep_crops else None,
             )
         )
-    res = FileResult(
-        item["file"], item["kind"], "ok", "no_face", faces=faces, provenance=item.get("provenance")
-    )
-    if item["kind"] == "video":
-        info = dict(item.get("video_info") or {})
-        info["frames_sampled"] = item.get("frames_sampled", 0)
-        info["rule"] = VIDEO_RULE
-        if faces:
-            track_ids = assign_tracks([f.frame for f in faces], [f.box for f in faces])
-            for f, t in zip(faces, track_ids, strict=True):
-                f.track = t
-            per_track = aggregate_video(track_ids, [f.p_fake for f in faces], min_frames=2)
-            info["tracks"] = [
-                {
-                    "track": t,
-                    "score": round(s, 6),
-                    "frames": track_ids.count(t),
-                    "verdict": "fake" if s >= thr else "real",
-                }
-                for t, s in sorted(per_track.items())
-            ]
-            res.score = round(max(per_track.values()), 6)
-        res.video = info
+    res = FileResult(item.file, item.kind, "ok", "no_face", faces=faces, provenance=item.provenance)
+    if item.kind == "video":
+        _video_verdict(res, item, thr)
     elif faces:
         res.score = max(f.p_fake for f in faces)
     if res.score is not None:
         res.verdict = "fake" if res.score >= thr else "real"
     return res
+
+
+def _failed(item: Extraction, reason: str, detail: str) -> FileResult:
+    return FileResult(
+        item.file,
+        item.kind,
+        "error",
+        "error",
+        reason=reason,
+        detail=detail,
+        provenance=item.provenance,
+    )
+
+
+def _video_verdict(res: FileResult, item: Extraction, thr: float) -> None:
+    """A video's faces joined into tracks (`VIDEO_RULE`): `res.video` and `res.score`."""
+    from unmask.inference.tracking import aggregate_video, assign_tracks
+
+    info = dict(item.video_info or {})
+    info["frames_sampled"] = item.frames_sampled
+    info["rule"] = VIDEO_RULE
+    faces = res.faces
+    if faces:
+        track_ids = assign_tracks([f.frame for f in faces], [f.box for f in faces])
+        for f, t in zip(faces, track_ids, strict=True):
+            f.track = t
+        per_track = aggregate_video(track_ids, [f.p_fake for f in faces], min_frames=2)
+        info["tracks"] = [
+            {
+                "track": t,
+                "score": round(s, 6),
+                "frames": track_ids.count(t),
+                "verdict": "fake" if s >= thr else "real",
+            }
+            for t, s in sorted(per_track.items())
+        ]
+        res.score = round(max(per_track.values()), 6)
+    res.video = info
 
 
 def detect_paths(
@@ -420,7 +371,7 @@ def detect_paths(
     workers = max(1, min(workers, len(files)))
     spec = detection_spec(predictor.spec, largest_only)
     landmarks = wants_landmarks(predictor)
-    ready: list[dict[str, Any]] = []
+    ready: list[Extraction] = []
     n_crops = 0
 
     threads = _ModelThreads(workers)
@@ -446,7 +397,7 @@ def detect_paths(
     try:
         for k, item in enumerate(extracted):
             ready.append(item)
-            n_crops += len(item.get("faces", []))
+            n_crops += len(item.faces)
             # Batches never straddle a block of `batch_size` files: the Ray engine scores whole
             # blocks, so both engines feed the model the same batches (bit-identical scores).
             if n_crops >= batch_size or (k + 1) % batch_size == 0:
@@ -513,16 +464,16 @@ def _passive_openmp() -> bool:
 
 
 def score_block(
-    items: Sequence[dict[str, Any]], predictor, batch_size: int, keep_crops: bool = False
+    items: Sequence[Extraction], predictor, batch_size: int, keep_crops: bool = False
 ) -> list[FileResult]:
     """Stage 2 on one block of consecutive stage-1 items (at most `batch_size` files), batched
     exactly as `detect_paths` batches them: the Ray engine's model actors call this."""
     out: list[FileResult] = []
-    ready: list[dict[str, Any]] = []
+    ready: list[Extraction] = []
     n_crops = 0
     for item in items:
         ready.append(item)
-        n_crops += len(item.get("faces", []))
+        n_crops += len(item.faces)
         if n_crops >= batch_size:
             out += score_extracted(ready, predictor, keep_crops)
             ready, n_crops = [], 0
@@ -532,13 +483,13 @@ def score_block(
 
 
 def score_extracted(
-    items: Sequence[dict[str, Any]], predictor, keep_crops: bool = False
+    items: Sequence[Extraction], predictor, keep_crops: bool = False
 ) -> list[FileResult]:
     """Stage 2 (any engine): one model call for all faces of `items`, one FileResult each."""
-    scores = predictor.predict([face_input(f) for item in items for f in item.get("faces", [])])
+    scores = predictor.predict([f for item in items for f in item.faces])
     out, i = [], 0
     for item in items:
-        n = len(item.get("faces", []))
+        n = len(item.faces)
         out.append(
             _finish(item, scores.proba[i : i + n], predictor, keep_crops, scores.driver[i : i + n])
         )
@@ -546,41 +497,15 @@ def score_extracted(
     return out
 
 
-def face_input(face: dict[str, Any]):
-    """A stage-1 face record -> the predictor's `FaceInput` (crop, landmarks, tiles)."""
-    from unmask.inference.predictor import FaceInput
-
-    box, size = face["box"], face.get("image_size")
-    return FaceInput(
-        face["crop"],
-        face["landmarks"],
-        face.get("tiles") or {},
-        box[2] - box[0],
-        None if size is None else (int(size[0]), int(size[1])),
-    )
-
-
 def score_image(
     image: np.ndarray, predictor, cropper, name: str = "upload", keep_crops: bool = False
 ) -> FileResult:
-    """Score one decoded RGB image in memory (the HTTP server's path): same crop and
-    model as `detect_paths`, no files involved. `cropper` is a `FaceCropper` built from
-    `predictor.spec`, reused across calls."""
-    from unmask.data.tiles import cut_tiles
+    """Score one decoded RGB image in memory (the HTTP server's path): same faces
+    (`unmask.data.extract.faces_in_image`) and model as `detect_paths`, no files involved.
+    `cropper` is a `FaceCropper` built from `predictor.spec`, reused across calls."""
+    from unmask.data.extract import faces_in_image
 
-    faces = [
-        {
-            "frame": -1,
-            "face_index": i,
-            "box": [int(v) for v in fc.box],
-            "det_score": None if fc.score is None else float(fc.score),
-            "crop": fc.image,
-            "landmarks": fc.landmarks,
-            "tiles": {t: cut_tiles(image, fc.box, t) for t in predictor.needs.tiles},
-            "image_size": (image.shape[1], image.shape[0]),
-        }
-        for i, fc in enumerate(cropper.crop(image))
-    ]
-    item = {"file": name, "kind": "image", "faces": faces}
-    scores = predictor.predict([face_input(f) for f in faces])
+    faces = faces_in_image(image, cropper, predictor.needs.tiles, source=name)
+    scores = predictor.predict(faces)
+    item = Extraction(name, "image", faces, frames=[-1])
     return _finish(item, scores.proba, predictor, keep_crops, scores.driver)
