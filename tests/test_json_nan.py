@@ -49,7 +49,7 @@ def test_detect_json_and_server_never_write_nan(tmp_path):
     from PIL import Image
 
     from unmask.inference.detect import detect_paths
-    from unmask.inference.report import JsonWriter
+    from unmask.inference.sinks import JsonDocument
     from unmask.serving.app import create_app
 
     img = (np.random.default_rng(0).integers(0, 255, (48, 48, 3))).astype(np.uint8)
@@ -57,10 +57,10 @@ def test_detect_json_and_server_never_write_nan(tmp_path):
     Image.fromarray(img).save(path)
     pred = _nan_model()
     out = io.StringIO()
-    w = JsonWriter(out, 1, {"threshold": math.nan})
+    w = JsonDocument(out, 1, {"threshold": math.nan})
     for res in detect_paths([path], pred, workers=1):
         w.write(res)
-    w.close({"nan": math.nan})
+    w.finish({"nan": math.nan})
     doc = _strict(out.getvalue())
     # a score that is not a number gives no verdict (issue 24: NaN weights read "real")
     res = doc["results"][0]

@@ -8,7 +8,9 @@ import contextlib
 from typing import Any
 
 
-def add_engine_arguments(p: argparse.ArgumentParser, format_help: str) -> None:
+def add_engine_arguments(
+    p: argparse.ArgumentParser, format_help: str, formats: tuple[str, ...] = ("csv", "parquet")
+) -> None:
     g = p.add_argument_group("engine (see docs/cluster.md)")
     g.add_argument(
         "--engine",
@@ -24,7 +26,7 @@ def add_engine_arguments(p: argparse.ArgumentParser, format_help: str) -> None:
         help="with --engine ray: the cluster to join (auto, host:6379, ray://host:10001); "
         "default: start a local Ray instance for this run",
     )
-    g.add_argument("--format", choices=("csv", "parquet"), default="csv", help=format_help)
+    g.add_argument("--format", choices=formats, default="csv", help=format_help)
 
 
 def engine_session(args: argparse.Namespace, num_cpus: int | None = None) -> Any:

@@ -34,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--table",
         dest="csv",
         metavar="FILE",
-        help="also write one row per face to FILE (CSV; Parquet with --format parquet)",
+        help="also write the results to FILE (CSV; or as --format says); written as "
+        "FILE.tmp and renamed when complete",
     )
     p.add_argument("--annotate", metavar="DIR", help="write images with boxes and scores")
     p.add_argument(
@@ -78,8 +79,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_runtime_argument(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     from unmask.cluster.options import add_engine_arguments
+    from unmask.inference.sinks import FILE_FORMATS
 
-    add_engine_arguments(p, "the --table file's format (default csv)")
+    add_engine_arguments(
+        p,
+        "the --table file's format: one row per face (csv, parquet) or one record per file as "
+        "--json prints it (json; jsonl: one line each); default csv",
+        FILE_FORMATS,
+    )
     p.add_argument(
         "--model-workers",
         type=int,
@@ -96,169 +103,175 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import itertools
-    from pathlib import Path
-
-    from tqdm import tqdm
-
+    from unmask.cluster.options import engine_session
     from unmask.errors import UnmaskError
-    from unmask.inference.background import BackgroundPredictor
-    from unmask.inference.detect import (
-        JSON_SCHEMA_VERSION,
-        detect_paths,
-        expand_inputs,
-        quiet_openmp,
-    )
-    from unmask.inference.report import (
-        JsonWriter,
-        TableWriter,
-        face_csv_columns,
-        face_rows,
-        model_summary,
-    )
-    from unmask.inference.saved_model import default_model_dir
+    from unmask.inference.detect import expand_inputs, quiet_openmp
 
     quiet_openmp()  # before anything loads torch: its idle threads sleep while faces are found
+    _check_arguments(args)
+    model_dir, predictor = _start_model(args)
+    files = list(expand_inputs(args.paths))
+    if not files:
+        raise UnmaskError("no files found in " + ", ".join(args.paths))
+    if args.shards:
+        return _run_shards(args, files, model_dir, predictor)
+    with engine_session(args, num_cpus=(args.workers or 2) + 1):
+        results = _results(args, files, model_dir, predictor)
+        with _choose_sinks(args, predictor, model_dir) as sinks:
+            counts = _write_results(args, results, sinks, predictor, len(files))
+            sinks.finish(counts)
+    return 1 if counts["ok"] == 0 and counts["errors"] > 0 else 0
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Every flag and output checked before any work, each in one line."""
+    from unmask.data.inputs import ensure_writable_dir, ensure_writable_file
+    from unmask.errors import UnmaskError
+    from unmask.inference.device import check_device
+    from unmask.inference.onnx_runtime import resolve_runtime
+
     if args.frames < 1 or args.every < 0:
         raise UnmaskError("--frames must be >= 1 and --every >= 0")
     if args.batch_size < 1 or (args.workers is not None and args.workers < 1):
         raise UnmaskError("--batch-size and --workers must be >= 1")
-    from unmask.data.imageio import printable
-    from unmask.data.inputs import ensure_writable_dir, ensure_writable_file
-    from unmask.inference.device import check_device
-    from unmask.inference.onnx_runtime import resolve_runtime
-
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise UnmaskError("--threshold must be within [0, 1]")
     if args.device is not None:
         check_device(args.device)
     resolve_runtime(args.runtime, args.device or "cpu")  # a bad choice: one line, no work
     if args.csv:  # outputs checked before any work, not after it
         ensure_writable_file(args.csv, "--csv file")
+        if args.format == "parquet" and not args.shards:
+            from unmask.data.tables import require_pyarrow
+
+            require_pyarrow()
     for flag in ("annotate", "explain", "timeline"):
         if getattr(args, flag):
             ensure_writable_dir(getattr(args, flag), f"--{flag} folder")
+
+
+def _start_model(args: argparse.Namespace):
+    """(model folder, predictor). model.json is read and checked now; the network loads in
+    a thread while the first files are decoded and their faces found (issue 13: ~2 s of
+    start-up hidden)."""
+    from pathlib import Path
+
+    from unmask.inference.background import BackgroundPredictor
+    from unmask.inference.saved_model import default_model_dir
+
     model_dir = Path(args.model) if args.model else default_model_dir()
-    # model.json is read and checked now; the network loads in a thread while the first
-    # files are decoded and their faces found (issue 13: ~2 s of start-up hidden)
     predictor = BackgroundPredictor(model_dir, device=args.device or "cpu", runtime=args.runtime)
     if args.threshold is not None:
-        if not 0.0 <= args.threshold <= 1.0:
-            raise UnmaskError("--threshold must be within [0, 1]")
         predictor.threshold = args.threshold
+    return model_dir, predictor
 
-    files = list(expand_inputs(args.paths))
-    if not files:
-        raise UnmaskError("no files found in " + ", ".join(args.paths))
+
+def _results(args: argparse.Namespace, files, model_dir, predictor):
+    """The FileResults, one per file in input order, from the engine the flags chose."""
+    import itertools
+
+    from unmask.inference.detect import detect_paths, detection_spec
+
     keep = bool(args.explain)
-    if args.shards:
-        return _run_shards(args, files, model_dir, predictor)
-    import contextlib
-
-    from unmask.cluster.options import engine_session
-
-    stack = contextlib.ExitStack()
-    stack.enter_context(engine_session(args, num_cpus=(args.workers or 2) + 1))
     if args.engine == "ray":
         from unmask.cluster.detect import detect_paths_ray
-        from unmask.inference.detect import detection_spec
 
-        results = detect_paths_ray(
+        return detect_paths_ray(
             files,
             model_dir,
             detection_spec(predictor.spec, args.largest_only),
             keep_crops=keep,
             **_ray_options(args, predictor),
         )
+    results = detect_paths(
+        files,
+        predictor,
+        every=args.every,
+        frames=args.frames,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        keep_crops=keep,
+        largest_only=args.largest_only,
+    )
+    # Start finding faces; the first batch waits for the model, so a model that fails to
+    # load stops the command here, in one line, before any output.
+    first = next(results, None)
+    return itertools.chain([] if first is None else [first], results)
+
+
+def _choose_sinks(args: argparse.Namespace, predictor, model_dir):
+    """Where the results go, chosen once from the flags: the console (a table, or JSON with
+    --json) and the --table file in its --format. The file is opened first: one that cannot
+    be written stops the run before the console prints anything."""
+    from unmask.inference.detect import JSON_SCHEMA_VERSION
+    from unmask.inference.report import model_summary
+    from unmask.inference.sinks import ConsoleTable, JsonDocument, Sinks, file_sink, named_errors
+
+    summary = model_summary(predictor, model_dir)
+    sinks = []
+    if args.csv:
+        label = f"--table {args.csv}"
+        with named_errors(label):
+            sinks.append(file_sink(args.csv, args.format, predictor.classes, summary, label))
+    if args.json:
+        sinks.append(JsonDocument(sys.stdout, JSON_SCHEMA_VERSION, summary))
     else:
-        results = detect_paths(
-            files,
-            predictor,
-            every=args.every,
-            frames=args.frames,
-            workers=args.workers,
-            batch_size=args.batch_size,
-            keep_crops=keep,
-            largest_only=args.largest_only,
+        sinks.append(
+            ConsoleTable(predictor.classes, sys.stdout, summary["id"], predictor.threshold)
         )
-    if args.engine != "ray":
-        # Start finding faces; the first batch waits for the model, so a model that fails
-        # to load stops the command here, in one line, before any output.
-        first = next(results, None)
-        results = itertools.chain([] if first is None else [first], results)
+    return Sinks(sinks)
+
+
+def _write_results(args: argparse.Namespace, results, sinks, predictor, n_files: int) -> dict:
+    """Each result to the sinks and the picture folders as it comes (nothing is kept per
+    file: memory stays flat); unreadable files are reported on stderr. -> the counts."""
+    from tqdm import tqdm
+
+    from unmask.data.imageio import printable
+
     # no bar when stderr is not a terminal: in a log file or a pipe joined with stdout its
     # carriage returns would land between the result rows
-    quiet = args.quiet or len(files) < 2 or not _is_terminal(sys.stderr)
-    bar = tqdm(total=len(files), unit="file", disable=quiet, file=sys.stderr)
-    parquet = bool(args.csv) and args.format == "parquet"
-    csv_file = (
-        open(args.csv, "w", newline="", encoding="utf-8")  # noqa: SIM115
-        if args.csv and not parquet
-        else None
-    )
-    csv_writer = None
-    if parquet:
-        from unmask.data.tables import TableWriter
-
-        csv_writer = TableWriter(args.csv, face_csv_columns(predictor.classes), "parquet")
-    if csv_file:
-        import csv
-
-        csv_writer = csv.DictWriter(csv_file, fieldnames=face_csv_columns(predictor.classes))
-        csv_writer.writeheader()
-    summary = model_summary(predictor, model_dir)
-    if args.json:
-        out = JsonWriter(sys.stdout, JSON_SCHEMA_VERSION, summary)
-    else:
-        out = TableWriter(predictor.classes, sys.stdout)
-        out.start()
-    n_ok = n_err = n_fake = 0
+    quiet = args.quiet or n_files < 2 or not _is_terminal(sys.stderr)
+    bar = tqdm(total=n_files, unit="file", disable=quiet, file=sys.stderr)
+    counts = {"files": n_files, "ok": 0, "errors": 0, "fake": 0}
     try:
         for res in results:
             bar.update(1)
             res.file = printable(res.file)  # a name that is not UTF-8 still prints and saves
             if res.status == "error":
-                n_err += 1
+                counts["errors"] += 1
                 tqdm.write(
                     f"unmask detect: skipped {res.file}: {res.reason}"
                     + (f" ({res.detail})" if res.detail else ""),
                     file=sys.stderr,
                 )
             else:
-                n_ok += 1
-                n_fake += res.verdict == "fake"
-            if csv_writer:
-                csv_writer.writerows(face_rows(res, predictor.classes))
-            if args.annotate and res.status == "ok":
-                from unmask.inference.render import annotate_file
-
-                annotate_file(res, predictor.threshold, Path(args.annotate))
-            if args.explain and res.status == "ok" and res.faces:
-                from unmask.inference.explain import explain_all
-
-                explain_all(res, predictor, Path(args.explain))
-            if args.timeline and res.kind == "video" and res.faces:
-                from unmask.inference.render import plot_timeline
-
-                plot_timeline(res, predictor.threshold, Path(args.timeline))
+                counts["ok"] += 1
+                counts["fake"] += res.verdict == "fake"
+            _write_pictures(args, res, predictor)
             with tqdm.external_write_mode(file=sys.stderr):  # rows never cut into the bar
-                out.write(res)  # streamed: nothing is kept per file, memory stays flat
+                sinks.write(res)
     finally:
         bar.close()
-        stack.close()
-        if csv_file:
-            csv_file.close()
-        if parquet:
-            csv_writer.close()
-    counts = {"files": len(files), "ok": n_ok, "errors": n_err, "fake": n_fake}
-    if args.json:
-        out.close(counts)
-    else:
-        print(
-            f"\n{len(files)} file(s): {n_ok} scored, {n_fake} fake, {n_err} unreadable "
-            f"(model {summary['id']}, threshold {predictor.threshold:.3f})"
-        )
-    if n_ok == 0 and n_err > 0:
-        return 1
-    return 0
+    return counts
+
+
+def _write_pictures(args: argparse.Namespace, res, predictor) -> None:
+    """--annotate, --explain and --timeline for one result."""
+    from pathlib import Path
+
+    if args.annotate and res.status == "ok":
+        from unmask.inference.render import annotate_file
+
+        annotate_file(res, predictor.threshold, Path(args.annotate))
+    if args.explain and res.status == "ok" and res.faces:
+        from unmask.inference.explain import explain_all
+
+        explain_all(res, predictor, Path(args.explain))
+    if args.timeline and res.kind == "video" and res.faces:
+        from unmask.inference.render import plot_timeline
+
+        plot_timeline(res, predictor.threshold, Path(args.timeline))
 
 
 def _ray_options(args, predictor) -> dict:

@@ -7,8 +7,12 @@ type rules, so a verb sees the same DataFrame whichever format a folder holds.
 
     write_table(path, columns, rows)            # format from the suffix (.csv / .parquet)
     read_table(path, str_columns=("path",))     # -> pandas DataFrame, CSV-like dtypes
-    with open_table_writer(path, columns) as w: # streamed, memory stays flat
+    with TableWriter(path, columns) as w:       # streamed, memory stays flat
         w.write_rows(rows)
+
+Every file here is written under a temporary name and renamed when complete
+(`staging_path`), so a run that fails never leaves a half table under the real name, and
+an aborted one leaves no `.tmp` either.
 """
 
 from __future__ import annotations
@@ -47,9 +51,50 @@ def _cell(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def staging_path(path: Path) -> Path:
+    """Where the file for `path` is written before it is complete: `path.tmp`, renamed to
+    `path` at the end. A device or pipe (/dev/stdout, /dev/full, a FIFO) is written in place:
+    renaming a regular file onto it would replace it."""
+    if path.exists() and not path.is_file():
+        return path
+    return path.with_name(path.name + ".tmp")
+
+
+def _promote(tmp: Path, path: Path) -> None:
+    if tmp != path:
+        tmp.replace(path)
+
+
+def _discard(tmp: Path, path: Path) -> None:
+    if tmp != path:
+        tmp.unlink(missing_ok=True)
+
+
+class AtomicTextFile:
+    """A text file (`fh`) for `path`, written at its `staging_path`: `commit()` closes it and
+    renames it to `path`, `discard()` closes and removes it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.tmp = staging_path(self.path)
+        self.fh = open(self.tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115
+
+    def commit(self) -> Path:
+        self.fh.close()
+        _promote(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        try:
+            with contextlib.suppress(OSError):  # already failing: a full disk fails again here
+                self.fh.close()
+        finally:
+            _discard(self.tmp, self.path)
+
+
 class TableWriter:
-    """Rows (dicts) -> CSV or Parquet at `path`, written to `path.tmp` and renamed on close
-    (a crash never leaves a half table under the real name)."""
+    """Rows (dicts) -> CSV or Parquet at `path`, written at its `staging_path` and renamed on
+    close (a crash never leaves a half table under the real name; `abort` removes it)."""
 
     def __init__(self, path: str | Path, columns: Sequence[str], fmt: str | None = None):
         self.path = Path(path)
@@ -57,7 +102,7 @@ class TableWriter:
         self.fmt = fmt or table_format(self.path)
         if self.fmt not in FORMATS:
             raise UnmaskError(f"unknown table format {self.fmt!r} (csv or parquet)")
-        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.tmp = staging_path(self.path)
         self.n_rows = 0
         self._buf: list[dict[str, Any]] = []
         if self.fmt == "parquet":
@@ -67,9 +112,9 @@ class TableWriter:
             self._schema = pa.schema([(c, pa.string()) for c in self.columns])
             self._pq = pq.ParquetWriter(self.tmp, self._schema)
         else:
-            self._fh = open(self.tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            self._file = AtomicTextFile(self.path)
             self._csv = csv.DictWriter(
-                self._fh, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n"
+                self._file.fh, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n"
             )
             self._csv.writeheader()
 
@@ -94,19 +139,21 @@ class TableWriter:
 
     def close(self) -> Path:
         if self.fmt == "csv":
-            self._fh.close()
-        else:
-            if self._buf or self.n_rows == 0:
-                self._flush()
-            self._pq.close()
-        self.tmp.replace(self.path)
+            return self._file.commit()
+        if self._buf or self.n_rows == 0:
+            self._flush()
+        self._pq.close()
+        _promote(self.tmp, self.path)
         return self.path
 
     def abort(self) -> None:
+        if self.fmt == "csv":
+            return self._file.discard()
         try:
-            self._fh.close() if self.fmt == "csv" else self._pq.close()
+            with contextlib.suppress(Exception):  # already failing; the file goes anyway
+                self._pq.close()
         finally:
-            self.tmp.unlink(missing_ok=True)
+            _discard(self.tmp, self.path)
 
     def __enter__(self) -> TableWriter:
         return self

@@ -1,11 +1,11 @@
-"""Turning detection results into tables, CSV rows and JSON, streamed one file at a time."""
+"""Detection results as rows: the model's summary, and one row per face (the CSV/Parquet
+table, Ray's Parquet shards). The JSON record of a file is `FileResult.to_dict()`; where
+results are written (console, JSON, CSV, Parquet) is `unmask.inference.sinks`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TextIO
-
-from unmask.jsonio import dumps
+from typing import Any
 
 
 def model_summary(predictor, model_dir: Path) -> dict[str, Any]:
@@ -87,78 +87,3 @@ def face_rows(res, classes) -> list[dict[str, Any]]:
                 row[f"p_{c}"] = f.probs.get(c)
         rows.append(row)
     return rows
-
-
-class TableWriter:
-    """A fixed-width table printed row by row (no need to hold every result)."""
-
-    def __init__(self, classes, stream: TextIO, file_width: int = 40) -> None:
-        self.extra = list(classes[1:]) if len(classes) > 2 else []
-        self.stream = stream
-        self.fw = file_width
-        cols = [f"{'file':<{self.fw}}", f"{'frame':>5}", f"{'face box':<21}", f"{'P(fake)':>7}"]
-        cols += [f"{'P(' + c + ')':>9}" for c in self.extra]
-        cols += ["verdict"]
-        self.header = "  ".join(cols)
-
-    def start(self) -> None:
-        print(self.header, file=self.stream)
-        print("-" * len(self.header), file=self.stream)
-
-    def _name(self, name: str) -> str:
-        return name if len(name) <= self.fw else "..." + name[-(self.fw - 3) :]
-
-    def write(self, res) -> None:
-        self._write_scores(res)
-        prov = getattr(res, "provenance", None)
-        if prov is not None and prov.noteworthy:  # a line of its own: the columns stay intact
-            print(f"{'':<{self.fw}}  provenance: {prov.summary()}", file=self.stream)
-
-    def _write_scores(self, res) -> None:
-        name = self._name(res.file)
-        if res.status == "error":
-            print(f"{name:<{self.fw}}  unreadable: {res.reason}", file=self.stream)
-            return
-        if not res.faces:
-            print(f"{name:<{self.fw}}  {'':>5}  no face found", file=self.stream)
-            return
-        for f in res.faces:
-            box = ",".join(str(v) for v in f.box)
-            frame = "" if f.frame < 0 else str(f.frame)
-            cols = [f"{name:<{self.fw}}", f"{frame:>5}", f"{box:<21}", f"{f.p_fake:>7.3f}"]
-            cols += [f"{f.probs.get(c, float('nan')):>9.3f}" for c in self.extra]
-            verdict = f.verdict.upper() if f.verdict == "fake" else f.verdict
-            # composite models: which member drove the score
-            cols += [f"{verdict} (driver: {f.driver})" if f.driver else verdict]
-            print("  ".join(cols), file=self.stream)
-        if res.kind == "video" and res.video and res.video.get("tracks"):
-            for t in res.video["tracks"]:
-                print(
-                    f"{'':<{self.fw}}  video track {t['track']}: mean P(fake) {t['score']:.3f} "
-                    f"over {t['frames']} frame(s) -> {t['verdict']}",
-                    file=self.stream,
-                )
-            print(
-                f"{'':<{self.fw}}  video verdict: {res.verdict} (score {res.score:.3f})",
-                file=self.stream,
-            )
-
-
-class JsonWriter:
-    """A JSON document written incrementally: {"schema", "model", "results": [...], "summary"}."""
-
-    def __init__(self, stream: TextIO, schema: int, model: dict[str, Any]) -> None:
-        self.stream = stream
-        self.first = True
-        head = {"schema": schema, "model": model}
-        # Write the head as JSON minus its closing brace, then stream the results list.
-        stream.write(dumps(head, indent=1)[:-2] + ',\n "results": [\n')
-
-    def write(self, res) -> None:
-        if not self.first:
-            self.stream.write(",\n")
-        self.first = False
-        self.stream.write(dumps(res.to_dict()))
-
-    def close(self, summary: dict[str, Any]) -> None:
-        self.stream.write('\n],\n "summary": ' + dumps(summary) + "\n}\n")
