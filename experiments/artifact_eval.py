@@ -127,18 +127,18 @@ def crops_all(df, perturbation) -> list[np.ndarray]:
 
 
 def table(df, score: np.ndarray, thr: float) -> dict:
-    from sklearn.metrics import roc_auc_score
+    from unmask.metrics import roc_auc
 
     real = (df["label"] == "real").to_numpy()
     res: dict = {"threshold": thr, "gan": {}, "real_fpr": {}}
     y = (~real).astype(int)
-    res["auc_all"] = float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else None
+    res["auc_all"] = roc_auc(y, score) if 0 < y.sum() < len(y) else None
     for src in sorted(set(df.loc[~real, "source"])):
         m = (df["source"] == src).to_numpy() & ~real
         yy = np.r_[np.zeros(real.sum()), np.ones(m.sum())]
         ss = np.r_[score[real], score[m]]
         res["gan"][src] = {
-            "auc": float(roc_auc_score(yy, ss)),
+            "auc": roc_auc(yy, ss),
             "detect": float((score[m] >= thr).mean()),
             "n": int(m.sum()),
         }

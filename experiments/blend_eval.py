@@ -71,32 +71,33 @@ def score(model, meta, crops: list[np.ndarray], batch: int = 32) -> tuple[np.nda
     return np.concatenate(out), len(crops) / max(model_s, 1e-9)
 
 
-def _auc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
-    """Mann-Whitney AUC (ties count one half) of each row of pos (B, P) vs neg (B, N)."""
-    gt = (pos[:, :, None] > neg[:, None, :]).mean(axis=(1, 2))
-    eq = (pos[:, :, None] == neg[:, None, :]).mean(axis=(1, 2))
-    return gt + 0.5 * eq
-
-
 def auc_ci(y: np.ndarray, s: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
-    """AUC with a stratified bootstrap 95% CI (vectorised, in chunks); n of each class."""
+    """AUC with a stratified bootstrap 95% CI; n of each class. A resample is the same
+    rows weighted by how often it drew them, scored by the one AUC kernel."""
+    from unmask.metrics import roc_auc
+
     y = np.asarray(y).astype(int)
     s = np.asarray(s, dtype=np.float64)
     pos, neg = s[y == 1], s[y == 0]
     res = {"n_fake": int(len(pos)), "n_real": int(len(neg)), "auc": None, "lo": None, "hi": None}
     if len(pos) == 0 or len(neg) == 0:
         return res
-    res["auc"] = float(_auc(pos[None], neg[None])[0])
+    labels = np.r_[np.ones(len(pos), np.int64), np.zeros(len(neg), np.int64)]
+    scores = np.r_[pos, neg]
+    res["auc"] = roc_auc(labels, scores)
     if len(pos) > 1 and len(neg) > 1:
         rng = np.random.default_rng(seed)
+        # draws in the chunks the earlier pairwise version used, so seeded CIs are unchanged
         chunk = max(1, 4_000_000 // (len(pos) * len(neg)))
         boots = []
         for start in range(0, n_boot, chunk):
             b = min(chunk, n_boot - start)
             ip = rng.integers(0, len(pos), (b, len(pos)))
             ineg = rng.integers(0, len(neg), (b, len(neg)))
-            boots.append(_auc(pos[ip], neg[ineg]))
-        res["lo"], res["hi"] = (float(v) for v in np.percentile(np.concatenate(boots), [2.5, 97.5]))
+            for rp, rn in zip(ip, ineg, strict=True):
+                w = np.r_[np.bincount(rp, minlength=len(pos)), np.bincount(rn, minlength=len(neg))]
+                boots.append(roc_auc(labels, scores, sample_weight=w))
+        res["lo"], res["hi"] = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
     return res
 
 

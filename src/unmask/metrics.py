@@ -92,38 +92,66 @@ def balanced_accuracy(y_true: Any, y_pred: Any, n_classes: int | None = None) ->
 
 
 # --- ranking metrics ------------------------------------------------------------------
-def roc_curve(y_true: Any, y_score: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fpr, tpr, thresholds), thresholds decreasing, starting at +inf (point (0, 0)).
-    NaN rates for a class that is absent."""
-    y, s = _check_binary(y_true, y_score)
+def p_fake(proba: Any) -> np.ndarray:
+    """P(fake) = 1 - P(real) from an (N, K) probability matrix (class 0 = real): the score
+    every binary metric, threshold and verdict uses."""
+    return 1.0 - np.asarray(proba)[:, 0]
+
+
+def _check_weight(sample_weight: Any, y: np.ndarray) -> np.ndarray | None:
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64).ravel()
+    if w.shape != y.shape or not np.all(np.isfinite(w)) or (w < 0).any():
+        raise ValueError("weight must be finite, non-negative, one per sample")
+    return w
+
+
+def _ranked_counts(
+    y: np.ndarray, s: np.ndarray, w: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """THE ROC kernel under every curve and area here: (tps, fps, thresholds) = the weight
+    of positives and of negatives scored at or above each distinct score, highest score
+    first. Unit weights when `w` is None (counts then stay exact integers)."""
+    if y.size == 0:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
     order = np.argsort(-s, kind="mergesort")
     s, y = s[order], y[order]
-    distinct = np.where(np.diff(s))[0]
-    idx = np.r_[distinct, y.size - 1] if y.size else np.array([], dtype=np.int64)
-    tps = np.cumsum(y)[idx] if y.size else np.array([])
-    fps = (idx + 1) - tps
-    tps = np.r_[0, tps]
-    fps = np.r_[0, fps]
-    thr = np.r_[np.inf, s[idx]] if y.size else np.array([np.inf])
-    p, n = tps[-1], fps[-1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tpr = tps / p if p > 0 else np.full(tps.shape, np.nan)
-        fpr = fps / n if n > 0 else np.full(fps.shape, np.nan)
-    return fpr.astype(np.float64), tpr.astype(np.float64), thr
+    w = np.ones(y.size) if w is None else w[order]
+    idx = np.r_[np.where(np.diff(s))[0], y.size - 1]  # last row of each run of equal scores
+    tps = np.cumsum(y * w)[idx]
+    fps = np.cumsum((1 - y) * w)[idx]
+    return tps, fps, s[idx]
 
 
-def roc_auc(y_true: Any, y_score: Any) -> float:
-    """Area under the ROC curve (ties count 1/2, the Mann-Whitney statistic); NaN when
-    y_true holds one class only (see `one_class_reason`)."""
+def roc_curve(
+    y_true: Any, y_score: Any, sample_weight: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds), thresholds decreasing, starting at +inf (point (0, 0)).
+    NaN rates for a class that is absent (or has no weight)."""
     y, s = _check_binary(y_true, y_score)
-    if one_class_reason(y):
-        return math.nan
-    from scipy.stats import rankdata
+    tps, fps, thr = _ranked_counts(y, s, _check_weight(sample_weight, y))
+    tps, fps = np.r_[0.0, tps], np.r_[0.0, fps]
+    p, n = tps[-1], fps[-1]
+    tpr = tps / p if p > 0 else np.full(tps.shape, np.nan)
+    fpr = fps / n if n > 0 else np.full(fps.shape, np.nan)
+    return fpr, tpr, np.r_[np.inf, thr]
 
-    ranks = rankdata(s)
-    n_pos = int(y.sum())
-    n_neg = y.size - n_pos
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+def roc_auc(y_true: Any, y_score: Any, sample_weight: Any = None) -> float:
+    """Area under the ROC curve: the (weighted) share of (positive, negative) pairs ranked
+    right, ties counting 1/2 (the Mann-Whitney statistic; a pair weighs w_pos * w_neg, so an
+    integer weight counts a sample that many times). NaN when either class is absent or has
+    no weight (see `one_class_reason`)."""
+    y, s = _check_binary(y_true, y_score)
+    tps, fps, _ = _ranked_counts(y, s, _check_weight(sample_weight, y))
+    if tps.size == 0 or tps[-1] <= 0 or fps[-1] <= 0:
+        return math.nan
+    # trapezoids between consecutive ROC points, in pair units: one division at the end, so
+    # with unit weights the numerator is an exact half-integer
+    tps, fps = np.r_[0.0, tps], np.r_[0.0, fps]
+    pairs = np.sum(np.diff(fps) * (tps[1:] + tps[:-1])) / 2
+    return float(pairs / (tps[-1] * fps[-1]))
 
 
 def average_precision(y_true: Any, y_score: Any) -> float:
@@ -132,11 +160,7 @@ def average_precision(y_true: Any, y_score: Any) -> float:
     y, s = _check_binary(y_true, y_score)
     if y.sum() == 0:
         return math.nan
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    idx = np.r_[np.where(np.diff(s))[0], y.size - 1]
-    tps = np.cumsum(y)[idx]
-    fps = (idx + 1) - tps
+    tps, fps, _ = _ranked_counts(y, s, None)
     precision = tps / (tps + fps)
     recall = tps / tps[-1]
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
@@ -393,23 +417,8 @@ def expected_calibration_error(y_true: Any, y_prob: Any, bins: int = 10) -> floa
 
 
 def weighted_roc_auc(y_true: Any, y_score: Any, weight: Any) -> float:
-    """ROC AUC with a weight per sample (ties count 1/2): the weighted share of
-    (positive, negative) pairs ranked right, each pair weighing w_pos * w_neg. Equals
-    `roc_auc` with unit weights. NaN when either class has no weight."""
-    y, s = _check_binary(y_true, y_score)
-    w = np.asarray(weight, dtype=np.float64).ravel()
-    if w.shape != y.shape or not np.all(np.isfinite(w)) or (w < 0).any():
-        raise ValueError("weight must be finite, non-negative, one per sample")
-    pos, neg = y == 1, y == 0
-    wp, wn = w[pos].sum(), w[neg].sum()
-    if wp <= 0 or wn <= 0:
-        return math.nan
-    order = np.argsort(s[neg], kind="mergesort")
-    sn, wneg = s[neg][order], w[neg][order]
-    cum = np.concatenate([[0.0], np.cumsum(wneg)])
-    below = cum[np.searchsorted(sn, s[pos], "left")]  # negative weight scored lower
-    tied = cum[np.searchsorted(sn, s[pos], "right")] - below
-    return float(np.sum(w[pos] * (below + 0.5 * tied)) / (wp * wn))
+    """`roc_auc` with a weight per sample (kept for its callers)."""
+    return roc_auc(y_true, y_score, sample_weight=weight)
 
 
 def matching_weights(

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from unmask.errors import UnmaskError
-from unmask.inference.predictor import CropPredictor
+from unmask.inference.network_inputs import NetworkInputs, whole_crops
+from unmask.inference.predictor import CropPredictor, FaceInput, Scores, faces_from
 from unmask.modelfile import SavedModel, model_to_json
 
 
@@ -65,12 +66,24 @@ class ClassicalPredictor(CropPredictor):
     def predict_proba_features(self, feats: np.ndarray) -> np.ndarray:
         return self.model.predict_proba_features(feats)
 
+    def network_inputs(self, faces: Sequence[FaceInput]) -> NetworkInputs:
+        """What the model scores: the (N, D) raw feature matrix of the faces' crops."""
+        crops = [f.crop for f in faces]
+        if not crops:
+            return whole_crops(np.zeros((0, self.model.mean.shape[0])), 0)
+        return whole_crops(self.features(crops), len(crops))
+
+    def predict(self, faces: Sequence[FaceInput]) -> Scores:
+        if len(faces) == 0:
+            return Scores(np.zeros((0, len(self.classes))), [])
+        return Scores(
+            self.predict_proba_features(self.network_inputs(faces).x), [None] * len(faces)
+        )
+
     def predict_proba(
         self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
     ) -> np.ndarray:
-        if len(crops) == 0:
-            return np.zeros((0, len(self.classes)))
-        return self.predict_proba_features(self.features(crops))
+        return self.predict(faces_from(crops, landmarks)).proba
 
     def embed(
         self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None

@@ -16,13 +16,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from unmask.data.extract import Extraction
+from unmask.data.extract import Extraction, Face
 from unmask.data.spec import PreprocessSpec
 from unmask.jsonio import json_clean
 
@@ -49,6 +49,9 @@ class FaceResult:
     driver: str | None = None  # composite models: the member that drove p_fake
     crop: np.ndarray | None = field(default=None, repr=False)  # kept only when asked
     landmarks: np.ndarray | None = field(default=None, repr=False)
+    # the stage-1 record the score came from (its tiles, box, image size), kept with the
+    # crop: Grad-CAM explains a tile model on the tiles it scored
+    face: Face | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -67,10 +70,12 @@ class FileResult:
     provenance: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        # the kept arrays never travel (and asdict cannot copy a Face's tiles mapping)
+        kept = ("crop", "landmarks", "face")
+        d = asdict(replace(self, faces=[replace(f, **dict.fromkeys(kept)) for f in self.faces]))
         for f in d["faces"]:
-            f.pop("crop", None)
-            f.pop("landmarks", None)
+            for k in kept:
+                f.pop(k, None)
         d["provenance"] = None if self.provenance is None else self.provenance.to_dict()
         return json_clean(d)
 
@@ -303,6 +308,7 @@ def _finish(
                 driver=drv,
                 crop=f.crop if keep_crops else None,
                 landmarks=f.landmarks if keep_crops else None,
+                face=f if keep_crops else None,
             )
         )
     res = FileResult(item.file, item.kind, "ok", "no_face", faces=faces, provenance=item.provenance)

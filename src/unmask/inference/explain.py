@@ -7,27 +7,72 @@ from pathlib import Path
 import numpy as np
 
 
-def cams_for_crops(predictor, crops, landmarks=None, method: str = "gradcam") -> np.ndarray:
-    """(N, C, H, W) class activation maps in [0, 1] for every crop and every class."""
+def cams_for_faces(predictor, faces, method: str = "gradcam") -> np.ndarray:
+    """(N, C, H, W) class activation maps in [0, 1] for every face and every class, computed
+    on exactly the rows the predictor scores for the faces (`predictor.network_inputs`):
+    a crop model's map at its input size; a tile model's per-tile maps pasted back into
+    the crop where each tile was (`paste_tile_maps`), H, W = the crop's size."""
     import torch
 
     from unmask.inference.gradcam import class_activation_map
 
     model = predictor.model
-    x = predictor.preprocess(crops).to(next(model.parameters()).device)
+    inp = predictor.network_inputs(faces)
+    x = inp.x.to(next(model.parameters()).device)
     forward = None
-    if predictor.needs.landmarks:
-        lm = predictor.landmarks_tensor(landmarks, len(crops)).to(x.device)
-
-        def forward(inp):
-            return model(inp, lm.expand(inp.shape[0], *lm.shape[1:]) if lm.shape[0] == 1 else lm)
-
+    if inp.landmarks is not None:
         if method == "scorecam":
             raise ValueError("scorecam is not supported for landmark models; use gradcam")
-    out = []
-    for c in range(len(predictor.classes)):
-        out.append(class_activation_map(model, x, c, method=method, forward=forward))
-    return torch.stack(out, dim=1).numpy()
+        lm = inp.landmarks.to(x.device)
+
+        def forward(t):
+            return model(t, lm.expand(t.shape[0], *lm.shape[1:]) if lm.shape[0] == 1 else lm)
+
+    tiles = inp.where is not None  # raw maps: a face's tiles keep their relative strength
+    cams = torch.stack(
+        [
+            class_activation_map(model, x, c, method=method, forward=forward, normalise=not tiles)
+            for c in range(len(predictor.classes))
+        ],
+        dim=1,
+    ).numpy()
+    return paste_tile_maps(cams, inp, faces) if tiles else cams
+
+
+def cams_for_crops(predictor, crops, landmarks=None, method: str = "gradcam") -> np.ndarray:
+    """`cams_for_faces` of crops alone (models that score the crop)."""
+    from unmask.inference.predictor import faces_from
+
+    return cams_for_faces(predictor, faces_from(crops, landmarks), method)
+
+
+def paste_tile_maps(cams: np.ndarray, inp, faces) -> np.ndarray:
+    """(N, C, H, W): each face's tile maps (`cams` (B, C, s, s), row b of face
+    `inp.face_of[b]`) resized onto the crop box the tile came from (`inp.where[b]`, crop
+    pixels, clipped to the crop), the larger value where tiles overlap and 0 where no tile
+    was; then divided by each face's and class's peak, so the map spans [0, 1]."""
+    import torch
+    import torch.nn.functional as F
+
+    from unmask.errors import UnmaskError
+
+    h, w = np.asarray(faces[0].crop).shape[:2]
+    out = np.zeros((len(faces), cams.shape[1], h, w), np.float32)
+    for b, (n, box) in enumerate(zip(inp.face_of, inp.where, strict=True)):
+        if not np.isfinite(box).all():
+            raise UnmaskError(
+                "cannot place this model's tiles on the face: its crop box or image size is unknown"
+            )
+        x0, y0, x1, y1 = (int(v) for v in np.rint(box))
+        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if cx1 <= cx0 or cy1 <= cy0:  # a tile wholly outside the crop (region "image")
+            continue
+        tile = F.interpolate(
+            torch.from_numpy(cams[b : b + 1]), (y1 - y0, x1 - x0), mode="bilinear"
+        )[0].numpy()
+        region = out[n, :, cy0:cy1, cx0:cx1]
+        np.maximum(region, tile[:, cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0], out=region)
+    return out / np.maximum(out.max(axis=(2, 3), keepdims=True), 1e-8)
 
 
 def _spectrum_figure(crop: np.ndarray, predictor, path: Path, title: str) -> None:
@@ -56,6 +101,24 @@ def _spectrum_figure(crop: np.ndarray, predictor, path: Path, title: str) -> Non
     plt.close(fig)
 
 
+def scored_face(f):
+    """A detection result's face as the predictor scored it (crop, landmarks, tiles, box,
+    image size), for `cams_for_faces`: the record it kept (`f.face`) when it has one."""
+    from unmask.data.extract import Face
+
+    kept = getattr(f, "face", None)
+    if kept is not None:
+        return kept
+    box = getattr(f, "box", None)
+    return Face(
+        f.crop,
+        f.landmarks,
+        getattr(f, "tiles", None) or {},
+        None if box is None else tuple(int(v) for v in box),
+        getattr(f, "image_size", None),
+    )
+
+
 def explain_result(res, predictor, out_dir: Path, method: str = "gradcam") -> list[Path]:
     """Write one PNG per face of a detection result: the crop and a heatmap per class
     (CNN), or the face's spectrum against the class means (classical)."""
@@ -71,9 +134,7 @@ def explain_result(res, predictor, out_dir: Path, method: str = "gradcam") -> li
     written = []
     is_cnn = predictor.meta.get("kind") == "torch"
     if is_cnn:
-        cams = cams_for_crops(
-            predictor, [f.crop for f in faces], [f.landmarks for f in faces], method
-        )
+        cams = cams_for_faces(predictor, [scored_face(f) for f in faces], method)
     for i, f in enumerate(faces):
         suffix = f"-f{f.frame}" if f.frame >= 0 else ""
         suffix += f"-face{f.face_index}-{method if is_cnn else 'spectrum'}"

@@ -9,7 +9,7 @@ Written here rather than taken from pytorch-grad-cam so that it needs no extra d
 - Score-CAM (Wang et al. 2020): gradient-free; each channel's upsampled, normalised map masks
   the input and the class score of the masked input is the weight.
 
-Maps are returned at input resolution, min-max normalised to [0, 1] per image.
+Maps are returned at input resolution, min-max normalised to [0, 1] per image (or raw).
 """
 
 from __future__ import annotations
@@ -35,11 +35,13 @@ def class_activation_map(
     layer=None,
     forward: Callable | None = None,
     scorecam_batch: int = 32,
+    normalise: bool = True,
 ):
     """(N, H, W) maps in [0, 1] for class `target` on inputs `x` (N, C, H, W).
 
     `forward(x) -> logits` defaults to `model(x)`; pass a closure for detectors that take
-    extra inputs (e.g. landmarks).
+    extra inputs (e.g. landmarks). `normalise=False`: the raw (>= 0) maps, so that the
+    rows of one face (a tile model's tiles) keep their relative strength.
     """
     import torch
     import torch.nn.functional as F
@@ -79,7 +81,8 @@ def class_activation_map(
         del logits, act_live
         cam = F.relu((weights[:, :, None, None] * act).sum(1, keepdim=True))
         cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return _normalise(cam[:, 0]).detach().cpu()
+        cam = _normalise(cam[:, 0]) if normalise else cam[:, 0]
+        return cam.detach().cpu()
     finally:
         handle.remove()
         acts.clear()

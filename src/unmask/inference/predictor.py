@@ -72,6 +72,10 @@ class Predictor(Protocol):
 
     def predict(self, faces: Sequence[FaceInput]) -> Scores: ...
 
+    # exactly what `predict` scores for `faces` (and Grad-CAM explains): NetworkInputs, or
+    # for a composite {member name: NetworkInputs} (unmask.inference.network_inputs)
+    def network_inputs(self, faces: Sequence[FaceInput]) -> Any: ...
+
     def predict_proba(
         self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
     ) -> np.ndarray: ...
@@ -90,11 +94,17 @@ class CropPredictor:
     def predict_proba(self, crops, landmarks=None) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
+    def network_inputs(self, faces: Sequence[FaceInput]) -> Any:
+        """The faces' crops as they are, one row each (`landmarks`: theirs)."""
+        from unmask.inference.network_inputs import whole_crops
+
+        return whole_crops([f.crop for f in faces], len(faces), [f.landmarks for f in faces])
+
     def predict(self, faces: Sequence[FaceInput]) -> Scores:
-        crops = [f.crop for f in faces]
-        lms = [f.landmarks for f in faces]
-        proba = self.predict_proba(crops, lms) if faces else np.zeros((0, len(self.classes)))
-        return Scores(np.asarray(proba), [None] * len(faces))
+        if not faces:
+            return Scores(np.zeros((0, len(self.classes))), [])
+        inp = self.network_inputs(faces)
+        return Scores(np.asarray(self.predict_proba(inp.x, inp.landmarks)), [None] * len(faces))
 
 
 def faces_from(

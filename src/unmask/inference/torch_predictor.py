@@ -3,7 +3,8 @@
     pred = TorchPredictor(model_dir, read_saved_model(model_dir), device="cpu")
     scores = pred.predict(faces)                    # FaceInputs -> Scores (proba (N, C))
     proba = pred.predict_proba(crops, landmarks)    # crop models only
-    x = pred.preprocess(crops)                      # (N, 3, S, S) for Grad-CAM on pred.model
+    inp = pred.network_inputs(faces)                # what the network scores (and Grad-CAM
+                                                    # explains on pred.model): crops or tiles
 
 The network is rebuilt by its registered builder with `pretrained=False` (no download),
 after `check_saved` refused unknown builders, options and backbones; only the folder's own
@@ -33,6 +34,7 @@ import torch
 from unmask.data.normalize import landmarks_array, normalize_tiles, resize_rgb
 from unmask.errors import UnmaskError
 from unmask.inference.fast_eval import fast_copy, to_channels_last
+from unmask.inference.network_inputs import NetworkInputs, tile_rows, whole_crops
 from unmask.inference.predictor import FaceInput, InputNeeds, Scores, faces_from
 from unmask.modelfile import SavedModel, model_to_json
 
@@ -161,6 +163,9 @@ class TorchPredictor:
     def preprocess_tiles(self, faces: Sequence[FaceInput]) -> torch.Tensor:
         """(N * count, 3, S, S): every face's tiles, face after face."""
         spec = self.tile_spec
+        if len(faces) == 0:
+            size = spec.size if spec is not None else self.input_size
+            return torch.zeros(0, 3, size, size)
         out = []
         for f in faces:
             tiles = f.tiles.get(spec) if spec is not None else None
@@ -171,6 +176,17 @@ class TorchPredictor:
                 )
             out.append(normalize_tiles(tiles, self.mean, self.std))
         return torch.from_numpy(np.concatenate(out))
+
+    def network_inputs(self, faces: Sequence[FaceInput]) -> NetworkInputs:
+        """Exactly what the network scores for `faces` (what `predict` scores and Grad-CAM
+        explains): a tile model's tiles of every face, face after face, with `where` each
+        tile sits in its face's crop; else the resized, normalised crops (and landmarks)."""
+        if self.tile_spec is not None:
+            face_of, where = tile_rows(faces, self.tile_spec)
+            return NetworkInputs(self.preprocess_tiles(faces), face_of, where=where)
+        x = self.preprocess([f.crop for f in faces])
+        lms = self.landmarks_tensor([f.landmarks for f in faces]) if self.needs_landmarks else None
+        return whole_crops(x, len(faces), lms)
 
     def landmarks_tensor(
         self, landmarks: Sequence[np.ndarray | None] | None, n: int | None = None
@@ -196,13 +212,12 @@ class TorchPredictor:
         return torch.cat(out)
 
     def _run(self, faces: Sequence[FaceInput], fn) -> torch.Tensor:
-        if self.tile_spec is not None:
-            k = self.tile_spec.count
-            per_tile = self._batches(self.preprocess_tiles(faces), None, fn)
-            return per_tile.reshape(len(faces), k, -1).mean(1)  # mean over a face's tiles
-        x = self.preprocess([f.crop for f in faces])
-        lms = self.landmarks_tensor([f.landmarks for f in faces]) if self.needs_landmarks else None
-        return self._batches(x, lms, fn)
+        """`fn`'s output for each face, on exactly `network_inputs(faces)`."""
+        inp = self.network_inputs(faces)
+        out = self._batches(inp.x, inp.landmarks, fn)
+        if self.tile_spec is not None:  # a face's logits: the mean of its tiles' logits
+            return out.reshape(len(faces), self.tile_spec.count, -1).mean(1)
+        return out
 
     def predict(self, faces: Sequence[FaceInput]) -> Scores:
         if len(faces) == 0:

@@ -2,8 +2,8 @@
 
 `train_cnn(cfg)` builds the detector from the registry, the datamodule from the manifest and
 a `lightning.Trainer` from `cfg.trainer`, fits with early stopping and best-checkpoint
-selection on the validation metric (`val_auc` by default: roc_auc_score of P(fake) =
-1 - softmax[:, 0] on the val split; the test split is never touched), then exports the
+selection on the validation metric (`val_auc` by default: `unmask.metrics.roc_auc` of
+P(fake) = 1 - softmax[:, 0] on the val split; the test split is never touched), then exports the
 saved-model folder:
 
     OUT/weights.safetensors   best checkpoint's detector state dict
@@ -32,8 +32,9 @@ from unmask.config import to_dict
 from unmask.data.normalize import IMAGENET_MEAN, IMAGENET_STD
 from unmask.detectors.cnn import build_cnn
 from unmask.detectors.registry import DetectorInfo, resolve_name
-from unmask.errors import ConfigError, UnmaskError
+from unmask.errors import UnmaskError
 from unmask.labels import classes_for, label_to_index
+from unmask.metrics import p_fake, roc_auc
 from unmask.training.config import TrainConfig
 
 
@@ -56,12 +57,10 @@ class DetectorSpec:
 
 
 def detector_spec(cfg: TrainConfig) -> DetectorSpec:
-    from unmask.detectors.registry import detector_info
+    from unmask.detectors.registry import family_detector
 
     name, kwargs = resolve_name(cfg.detector.name, cfg.detector.kwargs)
-    info = detector_info(name)
-    if info.family != "cnn":
-        raise ConfigError(f"detector {name!r} is {info.family}; the CNN engine needs a cnn one")
+    info = family_detector(name, "cnn")
     if info.takes_input_size:
         kwargs.setdefault("input_size", cfg.data.input_size)
     return DetectorSpec(name, kwargs, info)
@@ -69,13 +68,9 @@ def detector_spec(cfg: TrainConfig) -> DetectorSpec:
 
 def binary_metrics(proba: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     """AUC, accuracy (argmax) and loss on (N, C) probabilities; AUC is NaN with one class."""
-    from sklearn.metrics import roc_auc_score
-
     proba = np.asarray(proba, dtype=np.float64)
     targets = np.asarray(targets, dtype=np.int64)
-    y_fake = (targets > 0).astype(int)
-    score = 1.0 - proba[:, 0]
-    auc = float(roc_auc_score(y_fake, score)) if 0 < y_fake.sum() < len(y_fake) else math.nan
+    auc = roc_auc((targets > 0).astype(np.int64), p_fake(proba))
     acc = float((proba.argmax(1) == targets).mean()) if len(targets) else math.nan
     eps = 1e-7
     loss = float(-np.log(np.clip(proba[np.arange(len(targets)), targets], eps, 1.0)).mean())
@@ -360,7 +355,7 @@ def export_model(
 
     proba, y = _predict(model, dm.plain_loader("val"), needs_lm)
     val: dict[str, Any] = binary_metrics(proba, y)
-    score = 1.0 - proba[:, 0]
+    score = p_fake(proba)
     y_fake = (y > 0).astype(int)
     thr, rule = best_threshold(y_fake, score)
     pred = score >= thr

@@ -1,0 +1,160 @@
+"""Predictors say what they score (`network_inputs`), `predict` scores exactly that on both
+runtimes, and Grad-CAM explains exactly that: a crop model's map is computed on the batch it
+scored, a tile model's per-tile maps land in the crop where its tiles were (issue 22)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from unmask.data.extract import Face  # noqa: E402
+from unmask.data.faces import crop_square  # noqa: E402
+from unmask.data.normalize import normalize_tiles  # noqa: E402
+from unmask.data.tiles import TileSpec, cut_tiles, tile_origins  # noqa: E402
+
+TILES = TileSpec(size=32, count=4, region="face", align=8)
+IMAGE_WH = (240, 200)
+BOX = (100, 60, 180, 140)  # the face's square crop box: 80 px, off the image centre
+
+
+@pytest.fixture(scope="module", autouse=True)
+def own_cache(tmp_path_factory):
+    """Graphs exported here land in this module's cache, not the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UNMASK_CACHE", str(tmp_path_factory.mktemp("unmask-cache")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    from unmask.inference.testing import tiny_torch_model
+
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "crop": tiny_torch_model(root / "crop", seed=1),
+        "tile": tiny_torch_model(root / "tile", tiles=TILES, seed=2),
+    }
+
+
+def _predictor(d: Path, runtime: str = "torch"):
+    from unmask.inference.torch_predictor import TorchPredictor
+    from unmask.modelfile import read_saved_model
+
+    return TorchPredictor(d, read_saved_model(d), runtime=runtime)
+
+
+def _faces(spec, n: int = 3, seed: int = 0) -> list[Face]:
+    """Faces cut as stage 1 cuts them: crop = the box resized, tiles from the original."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        img = rng.integers(0, 256, (IMAGE_WH[1], IMAGE_WH[0], 3), dtype=np.uint8)
+        crop = crop_square(img, BOX, spec.crop_size)
+        out.append(Face(crop, None, {TILES: cut_tiles(img, BOX, TILES)}, BOX, IMAGE_WH))
+    return out
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+@pytest.mark.parametrize("kind", ["crop", "tile"])
+def test_predict_is_the_network_on_network_inputs(models, kind, runtime):
+    pred = _predictor(models[kind], runtime)
+    assert pred.runtime == runtime
+    faces = _faces(pred.spec)
+    inp = pred.network_inputs(faces)
+    rows = 1 if kind == "crop" else TILES.count
+    assert tuple(inp.x.shape) == (len(faces) * rows, 3, pred.input_size, pred.input_size)
+    np.testing.assert_array_equal(inp.face_of, np.repeat(np.arange(len(faces)), rows))
+    if kind == "tile":  # the tiles themselves, normalised as in training, face after face
+        want = np.concatenate([normalize_tiles(f.tiles[TILES], pred.mean, pred.std) for f in faces])
+        assert torch.equal(inp.x, torch.from_numpy(want))
+    scorer = pred._onnx if runtime == "onnx" else pred.fast
+    logits = pred._batches(inp.x, inp.landmarks, scorer).reshape(len(faces), rows, -1).mean(1)
+    got = pred.predict(faces).proba
+    assert np.array_equal(got, torch.softmax(logits, 1).numpy())  # bit for bit
+
+
+def test_tile_boxes_in_crop_are_where_cut_tiles_cut(models):
+    pred = _predictor(models["tile"])
+    (face,) = _faces(pred.spec, n=1)
+    where = pred.network_inputs([face]).where
+    scale = pred.spec.crop_size / (BOX[2] - BOX[0])
+    for (x, y), box in zip(tile_origins(BOX, *IMAGE_WH, TILES), where, strict=True):
+        want = np.array([x - BOX[0], y - BOX[1], x + 32 - BOX[0], y + 32 - BOX[1]]) * scale
+        np.testing.assert_allclose(box, want)
+
+
+def _spy_cam_inputs(monkeypatch) -> list:
+    from unmask.inference import gradcam
+
+    seen = []
+    real = gradcam.class_activation_map
+
+    def spy(model, x, *args, **kwargs):
+        seen.append(x.detach().clone())
+        return real(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(gradcam, "class_activation_map", spy)
+    return seen
+
+
+def _spy_scored_inputs(pred, monkeypatch) -> list:
+    seen = []
+    real = pred.network_inputs
+
+    def spy(faces):
+        inp = real(faces)
+        seen.append(inp)
+        return inp
+
+    monkeypatch.setattr(pred, "network_inputs", spy)
+    return seen
+
+
+def test_crop_model_cam_input_is_the_scored_input(models, monkeypatch):
+    from unmask.inference.explain import cams_for_faces
+
+    pred = _predictor(models["crop"])
+    faces = _faces(pred.spec)
+    scored = _spy_scored_inputs(pred, monkeypatch)
+    pred.predict(faces)
+    cam_x = _spy_cam_inputs(monkeypatch)
+    cams = cams_for_faces(pred, faces)
+    assert cams.shape == (3, 2, pred.input_size, pred.input_size)
+    assert len(cam_x) == len(pred.classes)
+    assert all(torch.equal(x, scored[0].x) for x in cam_x)
+
+
+def test_tile_model_cam_covers_the_face_where_its_tiles_were(models, monkeypatch):
+    from unmask.inference.explain import cams_for_faces
+
+    pred = _predictor(models["tile"])
+    faces = _faces(pred.spec)
+    scored = _spy_scored_inputs(pred, monkeypatch)
+    pred.predict(faces)
+    cam_x = _spy_cam_inputs(monkeypatch)
+    cams = cams_for_faces(pred, faces)
+    assert all(torch.equal(x, scored[0].x) for x in cam_x)  # the tiles it scored
+    size = pred.spec.crop_size
+    assert cams.shape == (3, 2, size, size)
+    inside = np.zeros((size, size), bool)
+    for x0, y0, x1, y1 in np.rint(scored[0].where[: TILES.count]).astype(int):
+        inside[max(y0, 0) : y1, max(x0, 0) : x1] = True
+    assert 0.3 < inside.mean() < 0.9  # the tiles leave parts of the crop out
+    mass_inside = cams[..., inside].sum() / cams.sum()
+    assert mass_inside == pytest.approx(1.0) and not cams[..., ~inside].any()
+    # the class this random net leans to has a map over the tiles (the other's may be 0)
+    assert cams[:, 1].max() == 1.0 and (cams[:, 1][:, inside] > 0).mean() > 0.5
+
+
+def test_tile_model_without_a_box_cannot_place_its_map(models):
+    from unmask.errors import UnmaskError
+    from unmask.inference.explain import cams_for_faces
+
+    pred = _predictor(models["tile"])
+    (face,) = _faces(pred.spec, n=1)
+    with pytest.raises(UnmaskError, match="crop box"):
+        cams_for_faces(pred, [Face(face.crop, None, face.tiles)])
