@@ -138,14 +138,15 @@ def _score(model_dir: Path, manifest: Path) -> np.ndarray:
 
     from unmask.data.manifest import read_manifest
     from unmask.data.tiles import TileSpec, cut_tiles
-    from unmask.training.tile_data import _normalize, decode_original, row_box, with_originals
+    from unmask.data.extract import decode_original, row_box
+    from unmask.training.tile_data import _normalize, with_originals
 
     meta = json.loads((model_dir / "model.json").read_text())
     spec = TileSpec(**meta["input"]["tiles"])
     det = meta["detector"]
     m = create_detector(det["name"], num_classes=2, **det["kwargs"]).eval()
     m.load_state_dict(load_file(model_dir / "weights.safetensors"))
-    df = with_originals(read_manifest(manifest, split="test"), str(manifest))
+    df = with_originals(read_manifest(manifest, split="test"))
     x = np.stack([cut_tiles(decode_original(r), row_box(r), spec) for r in df.to_dict("records")])
     xt = torch.from_numpy(np.stack([_normalize(t) for t in x]))
     with torch.no_grad():

@@ -69,7 +69,7 @@ def test_tile_rows_of_a_video_decode_their_own_frame(tmp_path):
 
     from unmask.data.tiles import TileSpec, cut_tiles
     from unmask.data.video import read_frame
-    from unmask.evaluation.scoring import row_tiles
+    from unmask.data.extract import face_from_row
 
     video = _write(tmp_path / "v.mp4", n=12, size=(96, 80))
     spec = TileSpec(size=32, count=2)
@@ -87,10 +87,12 @@ def test_tile_rows_of_a_video_decode_their_own_frame(tmp_path):
             },
         }
     )
-    tiles, sizes = row_tiles(df, [spec])
-    assert sizes == [tuple(read_frame(video, 3).shape[1::-1])] * 2
-    for k, t in zip((3, 7), tiles, strict=True):
+    blank = np.zeros((64, 64, 3), np.uint8)
+    faces = [face_from_row(r, [spec], crop=blank) for r in df.to_dict("records")]
+    assert [f.image_size for f in faces] == [tuple(read_frame(video, 3).shape[1::-1])] * 2
+    assert [f.frame for f in faces] == [3, 7]
+    for k, f in zip((3, 7), faces, strict=True):
         np.testing.assert_array_equal(
-            t[spec], cut_tiles(read_frame(video, k), (8, 8, 72, 72), spec)
+            f.tiles[spec], cut_tiles(read_frame(video, k), (8, 8, 72, 72), spec)
         )
-    assert not np.array_equal(tiles[0][spec], tiles[1][spec])
+    assert not np.array_equal(faces[0].tiles[spec], faces[1].tiles[spec])

@@ -1,7 +1,8 @@
 """Native-pixel tile datasets for the artifact detector (`data.tiles.size > 0`).
 
-Every row of the manifest names its decoded `original` and the square face box; tiles are
-cut from the original at integer coordinates (`unmask.data.tiles.cut_tiles`), never resized.
+Every row of the manifest names its decoded `original` and the square face box (read by
+`unmask.data.extract`, as eval reads them); tiles are cut from the original at integer
+coordinates (`unmask.data.tiles.cut_tiles`), never resized.
 Decoding a 600-768 px original per sample is too slow on a CPU, so each training row is
 decoded once at setup and `tiles.pool` random grid-aligned tiles are kept in memory (uint8);
 every sample then draws one of them and re-augments it:
@@ -38,6 +39,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from unmask.data.extract import decode_original, row_box
 from unmask.data.tiles import TileSpec, cut_tiles
 from unmask.errors import ConfigError, UnmaskError
 from unmask.labels import label_to_index
@@ -84,42 +86,15 @@ def _normalize(tiles: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def decode_original(row: Any) -> np.ndarray:
-    """The decoded original of a manifest row (a video frame when `frame` >= 0; slow: the
-    video is decoded up to that frame, so tile training skips video rows)."""
-    from unmask.data.imageio import load_image
-
-    path = row["abs_original"]
-    try:
-        frame = int(float(row.get("frame", -1)))
-    except (TypeError, ValueError):
-        frame = -1
-    if frame >= 0:
-        from unmask.data.video import read_frame
-
-        return read_frame(path, frame)
-    return load_image(path)
-
-
-def row_box(row: Any) -> tuple[int, int, int, int] | None:
-    try:
-        return tuple(int(float(row[k])) for k in ("box_x0", "box_y0", "box_x1", "box_y1"))
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def with_originals(df, manifest: str):
-    """`df` plus `abs_original`: the `original` column resolved against the manifest's folder
-    (absolute paths stay as they are)."""
-    from pathlib import Path
-
-    from unmask.data.manifest import manifest_path
+def with_originals(df):
+    """`df` (from `read_manifest`) plus `abs_original`: each row's original as
+    `unmask.data.extract.original_path` finds it (the one rule eval and detect use too)."""
+    from unmask.data.extract import original_path
 
     if "original" not in df.columns:
         raise UnmaskError("the manifest has no `original` column (re-run `unmask prepare`)")
-    root = manifest_path(manifest).parent
     df = df.copy()
-    df["abs_original"] = [str(p if Path(p).is_absolute() else root / p) for p in df["original"]]
+    df["abs_original"] = [str(original_path(r)) for r in df.to_dict("records")]
     return df
 
 
@@ -357,7 +332,7 @@ class TileDataModule(L.LightningDataModule):
                 df = df[df["label"].isin(labels)].reset_index(drop=True)
             if "frame" in df.columns:  # video frames: seeking per row is far too slow here
                 df = df[df["frame"].astype(int) < 0].reset_index(drop=True)
-            df = with_originals(df, cfg.data.manifest)
+            df = with_originals(df)
             cap = t.max_per_source if split == "train" else t.max_val_per_source
             frames[split] = cap_per_source(df, cap, cfg.seed)
             if not len(frames[split]) or "real" not in set(frames[split]["label"]):
