@@ -83,11 +83,11 @@ def embedding_model_dir(model_dir, name: str | None):
     `name`, or the first that scores resized face crops (their penultimate features
     describe the face; a tile member's describe pixels). Decided from model.json alone."""
     from unmask.errors import UnmaskError
-    from unmask.inference.loader import saved_needs
+    from unmask.inference.loader import predictor_kind, saved_needs
     from unmask.modelfile import member_dir, read_saved_model
 
     saved = read_saved_model(model_dir)
-    if saved.kind != "composite":
+    if not predictor_kind(saved).has_members:
         if name:
             raise UnmaskError(f"--member: {model_dir} is not a composite model")
         return model_dir

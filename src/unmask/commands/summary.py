@@ -33,10 +33,10 @@ def run(args: argparse.Namespace) -> int:
 
     target = Path(args.target)
     if target.is_dir():
-        from unmask.inference.loader import load_predictor
+        from unmask.inference.loader import load_predictor, predictor_kind
 
         pred = load_predictor(target)  # the one strict reader; refuses hostile folders
-        if pred.saved.kind != "torch":
+        if not predictor_kind(pred).network:
             raise UnmaskError(
                 f"{target}: summary describes CNN models (kind torch), not {pred.saved.kind!r}"
             )

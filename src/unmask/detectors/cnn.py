@@ -190,13 +190,10 @@ def build_cnn(
     name: str, num_classes: int = 2, pretrained: bool = False, **kwargs: Any
 ) -> nn.Module:
     """`create_detector` plus the `timm:<model>` shorthand; checks the family is cnn."""
-    from unmask.detectors.registry import detector_info
-    from unmask.errors import ConfigError
+    from unmask.detectors.registry import family_detector
 
     name, kwargs = resolve_name(name, kwargs)
-    info = detector_info(name)
-    if info.family != "cnn":
-        raise ConfigError(f"detector {name!r} is {info.family}, not a CNN")
+    family_detector(name, "cnn")
     from unmask.detectors.protocol import check_detector
 
     model = create_detector(name, num_classes=num_classes, pretrained=pretrained, **kwargs)

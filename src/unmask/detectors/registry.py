@@ -108,6 +108,17 @@ def detector_info(name: str) -> DetectorInfo:
     return _REGISTRY[name]
 
 
+def family_detector(name: str, family: str) -> DetectorInfo:
+    """`detector_info(name)`, refused in one line unless the detector is of `family`: what
+    a family's own trainer or builder asks before it takes a detector."""
+    info = detector_info(name)
+    if info.family != family:
+        from unmask.errors import ConfigError
+
+        raise ConfigError(f"detector {name!r} is {info.family}, not {family}")
+    return info
+
+
 def resolve_name(name: str, kwargs: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
     """The one parser of the `timm:<model>` shorthand:
     `timm:<model>` -> ("timm", {"backbone": "<model>", ...}); other names unchanged."""

@@ -172,16 +172,16 @@ class _Scorer:
             return self._cache[key]
         from unmask.evaluation.scoring import score_rows
         from unmask.inference.composite import tile_size
-        from unmask.inference.loader import load_predictor
+        from unmask.inference.loader import load_predictor, predictor_kind
         from unmask.inference.predictor import p_fake
 
         pred = load_predictor(folder)
         entry: dict[str, Any] = {
             "threshold": float(pred.threshold),
             "fusion": None,
-            "tile_size": tile_size(pred) if pred.meta.get("kind") != "composite" else 0,
+            "tile_size": tile_size(pred),  # read for a composite's members only
         }
-        if refit and pred.meta.get("kind") == "composite" and len(self.df_val):
+        if refit and predictor_kind(pred).has_members and len(self.df_val):
             from unmask.modelfile import member_dir
 
             # members scored as models of their own (cached: `--model NAME=COMPOSITE/

@@ -21,21 +21,6 @@ from unmask.errors import UnmaskError
 from unmask.training.config import TrainConfig
 
 
-def _trainer(cfg: TrainConfig):
-    try:
-        from unmask.training.run import train
-
-        return train
-    except ImportError:
-        from unmask.detectors.registry import detector_info
-
-        if detector_info(cfg.detector.name).family != "classical":
-            raise UnmaskError("CNN cross-validation needs unmask.training.run") from None
-        from unmask.training.classical import train_classical
-
-        return train_classical
-
-
 def cell(report_entry: dict[str, Any]) -> dict[str, Any]:
     if report_entry["two_classes"]:
         return {"metric": "auc", "value": report_entry["auc"], "n": report_entry["n"]}
@@ -48,6 +33,7 @@ def crossval(
     from unmask.data.manifest import manifest_path, read_manifest
     from unmask.evaluation.report import evaluate
     from unmask.inference.loader import load_predictor
+    from unmask.training.run import train
 
     if by != "source":
         raise UnmaskError(f"crossval --by {by!r}: only 'source' is supported")
@@ -60,7 +46,6 @@ def crossval(
     if len(sources) < 2:
         raise UnmaskError(f"leave-one-source-out needs >= 2 sources, manifest has {sources}")
     cache = manifest_path(cfg.data.manifest).parent / ".cache" / "features"
-    train = _trainer(cfg)
     matrix: dict[str, dict[str, Any]] = {}
     for held in sources:
         print(f"== hold out {held}")

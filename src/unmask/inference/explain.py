@@ -125,6 +125,7 @@ def explain_result(res, predictor, out_dir: Path, method: str = "gradcam") -> li
     from PIL import Image
 
     from unmask.inference.gradcam import overlay
+    from unmask.inference.loader import predictor_kind
     from unmask.inference.render import output_name
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +133,7 @@ def explain_result(res, predictor, out_dir: Path, method: str = "gradcam") -> li
     if not faces:
         return []
     written = []
-    is_cnn = predictor.meta.get("kind") == "torch"
+    is_cnn = predictor_kind(predictor).network
     if is_cnn:
         cams = cams_for_faces(predictor, [scored_face(f) for f in faces], method)
     for i, f in enumerate(faces):
@@ -153,7 +154,9 @@ def explain_result(res, predictor, out_dir: Path, method: str = "gradcam") -> li
 def explain_all(res, predictor, out_dir: Path, method: str = "gradcam") -> list[Path]:
     """`explain_result` for any model: a composite member by member, into out_dir/<member>/
     (each CNN member's Grad-CAM on the face, each classical member's spectrum)."""
-    if predictor.meta.get("kind") != "composite":
+    from unmask.inference.loader import predictor_kind
+
+    if not predictor_kind(predictor).has_members:
         return explain_result(res, predictor, out_dir, method)
     written: list[Path] = []
     for name, member in predictor.members.items():

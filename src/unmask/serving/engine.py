@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from unmask.errors import BadInputError
+from unmask.inference.loader import predictor_kind
 from unmask.serving.errors import ApiError, from_bad_input, from_reason
 
 _VIDEO_SUFFIX = {b"\x1a\x45\xdf\xa3": ".mkv", b"RIFF": ".avi"}
@@ -62,10 +63,9 @@ class _LockedPredictor:
 def explain_kind(predictor) -> str | None:
     """`"gradcam"` for CNNs and for composites with a CNN member on resized crops,
     `"spectrum"` for classical models, None otherwise."""
-    kind = predictor.meta.get("kind")
-    if kind == "composite":
+    if predictor_kind(predictor).has_members:
         return "gradcam" if crop_cnn_members(predictor) else None
-    return {"torch": "gradcam", "classical": "spectrum"}.get(kind)
+    return predictor_kind(predictor).explain
 
 
 def crop_cnn_members(predictor) -> dict[str, Any]:
@@ -74,7 +74,7 @@ def crop_cnn_members(predictor) -> dict[str, Any]:
     return {
         n: m
         for n, m in predictor.members.items()
-        if m.meta.get("kind") == "torch" and not m.needs.tiles
+        if predictor_kind(m).network and not m.needs.tiles
     }
 
 
@@ -82,7 +82,7 @@ def explaining_member(predictor, driver: str | None) -> tuple[str | None, Any]:
     """(name, predictor) whose Grad-CAM explains a face: the model itself, or for a
     composite the member that drove the face's score when it scores crops, else the first
     member that does."""
-    if predictor.meta.get("kind") != "composite":
+    if not predictor_kind(predictor).has_members:
         return None, predictor
     members = crop_cnn_members(predictor)
     name = driver if driver in members else next(iter(members))

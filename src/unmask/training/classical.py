@@ -78,7 +78,7 @@ def train_classical(cfg: TrainConfig, progress: bool = True, jobs: int = 2) -> P
         needs_calibration,
         set_hparam,
     )
-    from unmask.detectors.registry import create_detector, detector_info
+    from unmask.detectors.registry import create_detector, family_detector
     from unmask.features.extract import extract_files
     from unmask.labels import classes_for
     from unmask.metrics import (
@@ -91,9 +91,7 @@ def train_classical(cfg: TrainConfig, progress: bool = True, jobs: int = 2) -> P
 
     t0 = time.time()
     name = cfg.detector.name
-    info = detector_info(name)
-    if info.family != "classical":
-        raise ConfigError(f"{name} is a {info.family} detector, not a classical one")
+    info = family_detector(name, "classical")
     if not cfg.data.manifest:
         raise ConfigError("data.manifest is required")
     k = int(cfg.data.num_classes)
