@@ -126,4 +126,6 @@ def score_rows(
 
 def uses_feature_cache(predictor: Any) -> bool:
     """Classical models score clean crops from cached features (no crops decoded)."""
-    return predictor.meta.get("kind") == "classical"
+    from unmask.inference.loader import predictor_kind
+
+    return predictor_kind(predictor).feature_cache
