@@ -67,6 +67,7 @@ def tile_scores(model, tiles: np.ndarray, batch_faces: int = 32) -> tuple[np.nda
     """P(fake) per face from (N, K, S, S, 3) uint8 tiles; and faces/s of the network alone."""
     import torch
 
+    from unmask.metrics import p_fake
     from unmask.training.tile_data import _normalize
 
     out, t_net = [], 0.0
@@ -75,7 +76,7 @@ def tile_scores(model, tiles: np.ndarray, batch_faces: int = 32) -> tuple[np.nda
         t0 = time.perf_counter()
         logits = model(x)
         t_net += time.perf_counter() - t0
-        out.append(1.0 - torch.softmax(logits, 1)[:, 0].numpy())
+        out.append(p_fake(torch.softmax(logits, 1).numpy()))
     return np.concatenate(out), len(tiles) / max(t_net, 1e-9)
 
 
@@ -86,15 +87,15 @@ def rows_for(manifest: str, split: str, cap: int, seed: int):
     df = read_manifest(manifest, split=split)
     df = df[df["label"].isin(["real", "gan"]) & (df["frame"].astype(int) < 0)]
     df = cap_per_source(df.reset_index(drop=True), cap, seed)
-    return with_originals(df, manifest)
+    return with_originals(df)
 
 
 def cut_all(df, spec, perturbation) -> np.ndarray:
     from tqdm.auto import tqdm
 
+    from unmask.data.extract import decode_original, row_box
     from unmask.data.tiles import cut_tiles
     from unmask.evaluation.perturb import apply
-    from unmask.training.tile_data import decode_original, row_box
 
     out = []
     for i, row in enumerate(tqdm(df.to_dict("records"), desc=f"tiles {perturbation.name}")):

@@ -35,9 +35,9 @@ def main() -> None:
     torch.set_num_threads(1)
     from artifact_eval import load_tile_model, rows_for, tile_scores
 
+    from unmask.data.extract import decode_original, row_box
     from unmask.data.tiles import cut_tiles
     from unmask.inference.loader import load_predictor
-    from unmask.training.tile_data import decode_original, row_box
 
     df = rows_for(args.manifest, "test", 0, 0)
     df = df[df["abs_original"].str.lower().str.endswith((".jpg", ".jpeg"))]

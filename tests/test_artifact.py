@@ -136,9 +136,9 @@ def _score(model_dir: Path, manifest: Path) -> np.ndarray:
     TileSpec from each original, mean of tile logits, softmax."""
     from safetensors.torch import load_file
 
+    from unmask.data.extract import decode_original, row_box
     from unmask.data.manifest import read_manifest
     from unmask.data.tiles import TileSpec, cut_tiles
-    from unmask.data.extract import decode_original, row_box
     from unmask.training.tile_data import _normalize, with_originals
 
     meta = json.loads((model_dir / "model.json").read_text())

@@ -93,17 +93,17 @@ def members(tmp_path_factory) -> tuple[Path, Path]:
 def test_tile_predictor_is_softmax_of_mean_tile_logits(members):
     import torch
 
+    from unmask.data.extract import Face
     from unmask.inference.loader import load_predictor
-    from unmask.inference.predictor import FaceInput
 
     pred = load_predictor(members[1])
     assert pred.needs.tiles == (TILES,)
     rng = np.random.default_rng(3)
     img = _image(rng, "gan")
     tiles = cut_tiles(img, (8, 4, 72, 68), TILES)
-    s = pred.predict([FaceInput(img[4:68, 8:72], None, {TILES: tiles})])
+    s = pred.predict([Face(img[4:68, 8:72], None, {TILES: tiles})])
     with torch.no_grad():
-        logits = pred.model(pred.preprocess_tiles([FaceInput(img, None, {TILES: tiles})]))
+        logits = pred.model(pred.preprocess_tiles([Face(img, None, {TILES: tiles})]))
     expected = torch.softmax(logits.mean(0, keepdim=True), 1).numpy()
     np.testing.assert_allclose(s.proba, expected, atol=1e-6)
     assert s.driver == [None]
@@ -186,21 +186,21 @@ def test_single_models_have_no_driver(members, manifest, capsys):
 
 
 def test_eval_on_manifest_cuts_tiles_from_originals(members, manifest):
+    from unmask.data.extract import face_from_row
     from unmask.data.manifest import read_manifest
     from unmask.evaluation.report import evaluate
-    from unmask.evaluation.scoring import row_tiles
     from unmask.inference.loader import load_predictor
-    from unmask.inference.predictor import FaceInput
 
     pred = load_predictor(members[1])
     test = read_manifest(manifest, split="test")
     report, proba = evaluate(pred, test, n_boot=0, progress=False)
     assert proba["none"].shape == (len(test), 2)
     # the same as cutting the tiles by hand from each decoded original
-    tiles, _ = row_tiles(test, [TILES])
+    blank = np.zeros((64, 64, 3), np.uint8)  # a tile model reads no crop
+    faces = [face_from_row(r, [TILES], crop=blank) for r in test.to_dict("records")]
     img = np.asarray(Image.open(test["original"][0]).convert("RGB"))
-    np.testing.assert_array_equal(tiles[0][TILES], cut_tiles(img, (8, 4, 72, 68), TILES))
-    by_hand = pred.predict([FaceInput(np.zeros((64, 64, 3), np.uint8), None, t) for t in tiles])
+    np.testing.assert_array_equal(faces[0].tiles[TILES], cut_tiles(img, (8, 4, 72, 68), TILES))
+    by_hand = pred.predict(faces)
     np.testing.assert_allclose(proba["none"], by_hand.proba, atol=1e-6)
 
 
@@ -289,10 +289,10 @@ def test_tile_member_sits_out_images_smaller_than_its_tiles_hand_made():
 
 
 def test_composite_scores_a_tiny_image_without_its_tile_member(members, manifest, tmp_path):
+    from unmask.data.extract import Face
     from unmask.data.tiles import cut_tiles
     from unmask.evaluation.compose import compose_models
     from unmask.inference.loader import load_predictor
-    from unmask.inference.predictor import FaceInput
 
     out = compose_models(
         list(members), ["crop", "artifact"], manifest, rule="max", out=tmp_path / "c",
@@ -302,16 +302,16 @@ def test_composite_scores_a_tiny_image_without_its_tile_member(members, manifest
     rng = np.random.default_rng(0)
     small = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)  # smaller than the 32 px tiles
     face = dict(crop=np.zeros((64, 64, 3), np.uint8), tiles={TILES: cut_tiles(small, None, TILES)})
-    alone = pred.members["crop"].predict([FaceInput(face["crop"])]).proba[0, 1]
-    got = pred.predict([FaceInput(**face, image_size=(24, 24))])
+    alone = pred.members["crop"].predict([Face(face["crop"])]).proba[0, 1]
+    got = pred.predict([Face(**face, image_size=(24, 24))])
     assert got.driver == ["crop"]
-    narrow = pred.predict([FaceInput(**face, box_side=31.0, image_size=(640, 360))])
+    narrow = pred.predict([Face(**face, box=(100, 50, 131, 81), image_size=(640, 360))])
     assert narrow.driver == ["crop"] and narrow.proba[0, 1] == pytest.approx(got.proba[0, 1])
     a, b = pred.fusion.members[0].a, pred.fusion.members[0].b
     z = a * np.log(alone / (1 - alone)) + b
     assert got.proba[0, 1] == pytest.approx(1 / (1 + np.exp(-z)), abs=1e-6)
     # the size unknown, or large enough: both members count, as before
-    both = pred.predict([FaceInput(**face), FaceInput(**face, image_size=(32, 40))])
+    both = pred.predict([Face(**face), Face(**face, image_size=(32, 40))])
     np.testing.assert_allclose(both.proba[0], both.proba[1])
 
 

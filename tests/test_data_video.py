@@ -67,9 +67,9 @@ def test_tile_rows_of_a_video_decode_their_own_frame(tmp_path):
     frame k, not a failed image decode (tile models in eval and bench)."""
     import pandas as pd
 
+    from unmask.data.extract import face_from_row
     from unmask.data.tiles import TileSpec, cut_tiles
     from unmask.data.video import read_frame
-    from unmask.data.extract import face_from_row
 
     video = _write(tmp_path / "v.mp4", n=12, size=(96, 80))
     spec = TileSpec(size=32, count=2)

@@ -39,7 +39,7 @@ def cache(tmp_path, monkeypatch) -> Path:
 
 
 def _faces(pred, n: int = 6, seed: int = 0):
-    from unmask.inference.predictor import FaceInput
+    from unmask.data.extract import Face
 
     rng = np.random.default_rng(seed)
     out = []
@@ -48,7 +48,7 @@ def _faces(pred, n: int = 6, seed: int = 0):
         tiles = {}
         for spec in pred.needs.tiles:
             tiles[spec] = rng.integers(0, 256, (spec.count, spec.size, spec.size, 3), np.uint8)
-        out.append(FaceInput(crop, None, tiles))
+        out.append(Face(crop, None, tiles))
     return out
 
 
