@@ -44,6 +44,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=1,
         help="decode/face-detection threads per process (default 1)",
     )
+    _add_request_limits(p)
+    _add_connection_limits(p)
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="override the model's calibrated P(fake) threshold",
+    )
+    p.add_argument("--device", default="cpu", help="cpu or cuda (CNN models)")
+    from unmask.inference.onnx_runtime import add_runtime_argument
+
+    add_runtime_argument(p)
+    p.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+
+
+def _add_request_limits(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-upload-mb",
         type=float,
@@ -77,6 +95,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=9000,
         help="longest video accepted, frames from its header (default 9000)",
     )
+
+
+def _add_connection_limits(p: argparse.ArgumentParser) -> None:
     c = p.add_argument_group("connections (slow or idle clients)")
     c.add_argument(
         "--header-timeout",
@@ -98,27 +119,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="open connections per process; more are closed at once, and requests past "
         "it get 503 (default 128)",
     )
-    p.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help="override the model's calibrated P(fake) threshold",
-    )
-    p.add_argument("--device", default="cpu", help="cpu or cuda (CNN models)")
-    from unmask.inference.onnx_runtime import add_runtime_argument
-
-    add_runtime_argument(p)
-    p.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
-    )
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    import os
     import sys
-    from pathlib import Path
 
+    uvicorn = _check_arguments(args)
+    model_dir = _check_model(args)
+    check_port(args.host, args.port)  # a busy port: one line, not uvicorn's log
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"unmask serve: warning: binding {args.host}: no authentication, anyone who "
+            "can reach this port can use the model",
+            file=sys.stderr,
+        )
+    common = _uvicorn_options(args)
+    if args.workers == 1:
+        from unmask.serving.app import app_for_model
+
+        app = app_for_model(
+            model_dir,
+            device=args.device,
+            runtime=args.runtime,
+            threshold=args.threshold,
+            **_limits(args),
+        )
+        print(
+            f"unmask serve: model {model_dir.name} on http://{args.host}:{args.port}/",
+            file=sys.stderr,
+        )
+        uvicorn.run(app, **common)
+        return 0
+    _config_for_workers(args, model_dir)
+    print(
+        f"unmask serve: {args.workers} workers, model {model_dir.name} on "
+        f"http://{args.host}:{args.port}/",
+        file=sys.stderr,
+    )
+    uvicorn.run("unmask.serving.app:app_from_env", factory=True, workers=args.workers, **common)
+    return 0
+
+
+def _check_arguments(args: argparse.Namespace):
+    """Every flag checked in one line before the model loads -> the uvicorn module."""
     from unmask.errors import UnmaskError
 
     if not 1 <= args.port <= 65535:
@@ -135,6 +178,14 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError:
         raise UnmaskError("serving needs the 'serve' extra: pip install 'unmask[serve]'") from None
+    return uvicorn
+
+
+def _check_model(args: argparse.Namespace):
+    """The model folder, its model.json read and the device and runtime checked: a missing
+    or invalid model fails here, in one line."""
+    from pathlib import Path
+
     from unmask.inference.device import check_device
     from unmask.inference.onnx_runtime import resolve_runtime
     from unmask.inference.saved_model import default_model_dir, read_model_json
@@ -142,9 +193,13 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.device)
     resolve_runtime(args.runtime, args.device)  # a bad choice: one line, before the model
     model_dir = Path(args.model) if args.model else default_model_dir()
-    read_model_json(model_dir)  # a missing/invalid model fails here, in one line
-    check_port(args.host, args.port)  # a busy port: one line, not uvicorn's log
-    limits = {
+    read_model_json(model_dir)
+    return model_dir
+
+
+def _limits(args: argparse.Namespace) -> dict:
+    """`create_app`'s limits from the flags."""
+    return {
         "max_upload_bytes": int(args.max_upload_mb * 2**20),
         "max_pixels": int(args.max_pixels),
         "timeout_s": float(args.timeout),
@@ -153,16 +208,16 @@ def run(args: argparse.Namespace) -> int:
         "video_frames": args.video_frames,
         "max_video_frames": args.max_video_frames,
     }
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(
-            f"unmask serve: warning: binding {args.host}: no authentication, anyone who "
-            "can reach this port can use the model",
-            file=sys.stderr,
-        )
+
+
+def _uvicorn_options(args: argparse.Namespace) -> dict:
+    """uvicorn's settings, the same for one process or several."""
+    import os
+
     from unmask.serving.guard import ENV_HEADER_TIMEOUT, PROTOCOL
 
     os.environ[ENV_HEADER_TIMEOUT] = str(args.header_timeout)  # read in every worker
-    common = dict(
+    return dict(
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -173,36 +228,22 @@ def run(args: argparse.Namespace) -> int:
         limit_concurrency=args.max_connections,
         h11_max_incomplete_event_size=16 * 1024,  # request line + headers
     )
-    if args.workers == 1:
-        from unmask.inference.loader import load_predictor
-        from unmask.serving.app import create_app
 
-        predictor = load_predictor(model_dir, device=args.device, runtime=args.runtime)
-        if args.threshold is not None:
-            predictor.threshold = args.threshold
-        app = create_app(predictor, model_dir=model_dir, **limits)
-        print(
-            f"unmask serve: model {model_dir.name} on http://{args.host}:{args.port}/",
-            file=sys.stderr,
-        )
-        uvicorn.run(app, **common)
-        return 0
-    # Several processes: each worker builds its own app (and loads the model once).
+
+def _config_for_workers(args: argparse.Namespace, model_dir) -> None:
+    """Several processes: each worker builds its own app (and loads the model once) from
+    this configuration in its environment (`serving.app.app_from_env`)."""
+    import json
+    import os
+
     cfg = {
         "model": str(model_dir.resolve()),
         "device": args.device,
         "runtime": args.runtime,
         "threshold": args.threshold,
-        **limits,
+        **_limits(args),
     }
-    os.environ["UNMASK_SERVE_CONFIG"] = json.dumps(cfg)
-    print(
-        f"unmask serve: {args.workers} workers, model {model_dir.name} on "
-        f"http://{args.host}:{args.port}/",
-        file=sys.stderr,
-    )
-    uvicorn.run("unmask.serving.app:app_from_env", factory=True, workers=args.workers, **common)
-    return 0
+    os.environ["UNMASK_SERVE_CONFIG"] = json.dumps(cfg)  # serving.app.ENV_CONFIG: no FastAPI here
 
 
 def check_port(host: str, port: int) -> None:

@@ -160,11 +160,7 @@ def create_app(
     from contextlib import asynccontextmanager
 
     from unmask import __version__
-    from unmask.data.imageio import sniff_bytes
-    from unmask.inference.detect import JSON_SCHEMA_VERSION
-    from unmask.inference.report import model_summary
     from unmask.serving.engine import Engine
-    from unmask.serving.upload import read_upload
 
     if max_upload_bytes < 1 or max_pixels < 1 or timeout_s <= 0:
         raise ValueError("max_upload_bytes, max_pixels and timeout_s must be positive")
@@ -176,11 +172,7 @@ def create_app(
         video_frames=video_frames,
         max_video_frames=max_video_frames,
     )
-    model_dir = Path(model_dir) if model_dir else Path(str(predictor.meta.get("id", "model")))
-    summary = model_summary(predictor, model_dir)
-    summary.pop("path", None)  # the server's file system is nobody's business
-    summary["kind"] = predictor.meta.get("kind")
-    summary["explain"] = engine.explain
+    summary = _public_summary(predictor, model_dir, engine)
     limits = {
         "max_upload_bytes": int(max_upload_bytes),
         "max_pixels": int(max_pixels),
@@ -188,7 +180,6 @@ def create_app(
         "video_frames": int(video_frames),
         "max_video_frames": int(max_video_frames),
     }
-    started = time.time()
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -207,23 +198,45 @@ def create_app(
     app.state.limits = limits
     app.add_middleware(_SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _add_error_handlers(app)
+    _add_pages(app)
+    _add_status_routes(app, engine, summary, limits)
+    _add_detect_route(app, engine, summary, max_upload_bytes, timeout_s)
+    _add_explain_route(app, engine, summary, max_upload_bytes, timeout_s)
+    return app
 
-    # ------------------------------------------------------------ errors as JSON
 
-    def err(status: int, code: str, message: str, headers=None) -> JSONResponse:
-        return JSONResponse(
-            {"error": {"code": code, "message": message}}, status_code=status, headers=headers
-        )
+def _public_summary(predictor, model_dir: str | Path | None, engine) -> dict[str, Any]:
+    """The model as /v1/models and /v1/detect describe it."""
+    from unmask.inference.report import model_summary
 
+    model_dir = Path(model_dir) if model_dir else Path(str(predictor.meta.get("id", "model")))
+    summary = model_summary(predictor, model_dir)
+    summary.pop("path", None)  # the server's file system is nobody's business
+    summary["kind"] = predictor.meta.get("kind")
+    summary["explain"] = engine.explain
+    return summary
+
+
+# ---------------------------------------------------------------- errors as JSON
+
+
+def _error(status: int, code: str, message: str, headers=None) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_req, exc: ApiError):
         headers = {"Retry-After": "1"} if exc.status == 503 else None
-        return err(exc.status, exc.code, exc.message, headers)
+        return _error(exc.status, exc.code, exc.message, headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_req, exc):
         codes = {404: "not_found", 405: "method_not_allowed"}
-        return err(
+        return _error(
             exc.status_code,
             codes.get(exc.status_code, f"http_{exc.status_code}"),
             str(exc.detail),
@@ -235,15 +248,18 @@ def create_app(
         parts = [
             f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
         ]
-        return err(422, "invalid_parameter", "; ".join(parts) or "invalid request")
+        return _error(422, "invalid_parameter", "; ".join(parts) or "invalid request")
 
     @app.exception_handler(Exception)
     async def _internal(_req, exc):  # a bug: say so in JSON, keep the traceback in the log
         log.exception("internal error", exc_info=exc)
-        return err(500, "internal", "internal server error")
+        return _error(500, "internal", "internal server error")
 
-    # ------------------------------------------------------------ pages
 
+# ---------------------------------------------------------------- pages
+
+
+def _add_pages(app: FastAPI) -> None:
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index():
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
@@ -260,7 +276,12 @@ def create_app(
     async def favicon():
         return Response(status_code=204)
 
-    # ------------------------------------------------------------ API
+
+# ---------------------------------------------------------------- API
+
+
+def _add_status_routes(app: FastAPI, engine, summary: dict, limits: dict) -> None:
+    started = time.time()
 
     @app.head("/healthz", include_in_schema=False)
     async def healthz_head():
@@ -280,13 +301,20 @@ def create_app(
     async def models():
         return {"models": [summary], "limits": limits}
 
-    async def _with_timeout(coro):
-        try:
-            return await asyncio.wait_for(coro, timeout_s)
-        except asyncio.TimeoutError:
-            raise ApiError(
-                504, "timeout", f"the request took longer than {timeout_s:g} s"
-            ) from None
+
+async def _with_timeout(coro, timeout_s: float):
+    try:
+        return await asyncio.wait_for(coro, timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(504, "timeout", f"the request took longer than {timeout_s:g} s") from None
+
+
+def _add_detect_route(
+    app: FastAPI, engine, summary: dict, max_upload_bytes: int, timeout_s: float
+) -> None:
+    from unmask.data.imageio import sniff_bytes
+    from unmask.inference.detect import JSON_SCHEMA_VERSION
+    from unmask.serving.upload import read_upload
 
     @app.post(
         "/v1/detect",
@@ -317,7 +345,7 @@ def create_app(
             fn = engine.detect_video if kind == "video" else engine.detect_image
             return await engine.run(fn, up.data, up.filename, deadline=deadline)
 
-        res, image = await _with_timeout(work())
+        res, image = await _with_timeout(work(), timeout_s)
         return {
             "schema": JSON_SCHEMA_VERSION,
             "model": summary,
@@ -325,6 +353,13 @@ def create_app(
             "image": image,
             "elapsed_ms": round(1000 * (time.monotonic() - t0), 1),
         }
+
+
+def _add_explain_route(
+    app: FastAPI, engine, summary: dict, max_upload_bytes: int, timeout_s: float
+) -> None:
+    from unmask.data.imageio import sniff_bytes
+    from unmask.serving.upload import read_upload
 
     @app.post(
         "/v1/explain",
@@ -371,7 +406,7 @@ def create_app(
                 engine.explain_face, up.data, up.filename, face, deadline=deadline
             )
 
-        png, f, member = await _with_timeout(work())
+        png, f, member = await _with_timeout(work(), timeout_s)
         return Response(
             png,
             media_type="image/png",
@@ -381,12 +416,10 @@ def create_app(
                 "X-Unmask-Face": str(face),
                 "X-Unmask-P-Fake": f"{f.p_fake:.6f}",
                 "X-Unmask-Verdict": f.verdict,
-                "X-Unmask-Classes": ",".join(predictor.classes),
+                "X-Unmask-Classes": ",".join(summary["classes"]),
                 "Cache-Control": "no-store",
             },
         )
-
-    return app
 
 
 # ---------------------------------------------------------------- `unmask serve --workers N`
@@ -395,15 +428,26 @@ def create_app(
 def app_from_env():
     """Factory for uvicorn worker processes: settings come as JSON in $UNMASK_SERVE_CONFIG
     (written by `unmask serve`); each worker loads the model once."""
-    from unmask.inference.loader import load_predictor
     from unmask.inference.saved_model import default_model_dir
 
     cfg = json.loads(os.environ.get(ENV_CONFIG, "{}"))
     model_dir = Path(cfg.pop("model", None) or default_model_dir())
-    predictor = load_predictor(
-        model_dir, device=cfg.pop("device", "cpu"), runtime=cfg.pop("runtime", None)
-    )
-    threshold = cfg.pop("threshold", None)
+    return app_for_model(model_dir, **cfg)
+
+
+def app_for_model(
+    model_dir: Path,
+    *,
+    device: str = "cpu",
+    runtime: str | None = None,
+    threshold: float | None = None,
+    **limits: Any,
+):
+    """Load the model in `model_dir` (its threshold overridden when given) and serve it:
+    `unmask serve` in one process, and each worker of `--workers N`."""
+    from unmask.inference.loader import load_predictor
+
+    predictor = load_predictor(model_dir, device=device, runtime=runtime)
     if threshold is not None:
         predictor.threshold = float(threshold)
-    return create_app(predictor, model_dir=model_dir, **cfg)
+    return create_app(predictor, model_dir=model_dir, **limits)
