@@ -138,8 +138,9 @@ def _score(model_dir: Path, manifest: Path) -> np.ndarray:
 
     from unmask.data.extract import decode_original, row_box
     from unmask.data.manifest import read_manifest
+    from unmask.data.normalize import normalize_tiles
     from unmask.data.tiles import TileSpec, cut_tiles
-    from unmask.training.tile_data import _normalize, with_originals
+    from unmask.training.tile_data import with_originals
 
     meta = json.loads((model_dir / "model.json").read_text())
     spec = TileSpec(**meta["input"]["tiles"])
@@ -148,7 +149,7 @@ def _score(model_dir: Path, manifest: Path) -> np.ndarray:
     m.load_state_dict(load_file(model_dir / "weights.safetensors"))
     df = with_originals(read_manifest(manifest, split="test"))
     x = np.stack([cut_tiles(decode_original(r), row_box(r), spec) for r in df.to_dict("records")])
-    xt = torch.from_numpy(np.stack([_normalize(t) for t in x]))
+    xt = torch.from_numpy(np.stack([normalize_tiles(t) for t in x]))
     with torch.no_grad():
         return 1 - torch.softmax(m(xt), 1)[:, 0].numpy()
 

@@ -158,3 +158,13 @@ def test_tile_model_without_a_box_cannot_place_its_map(models):
     (face,) = _faces(pred.spec, n=1)
     with pytest.raises(UnmaskError, match="crop box"):
         cams_for_faces(pred, [Face(face.crop, None, face.tiles)])
+
+
+def test_training_and_inference_normalise_tiles_alike(models):
+    """A tile model trains on the very tensor it later scores (one normalisation)."""
+    from unmask.training.tile_data import TileFaceDataset
+
+    pred = _predictor(models["tile"])
+    (face,) = _faces(pred.spec, n=1)
+    x_train, _, _ = TileFaceDataset(face.tiles[TILES][None], [1])[0]
+    assert torch.equal(x_train, pred.network_inputs([face]).x)

@@ -40,6 +40,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from unmask.data.extract import decode_original, row_box
+from unmask.data.normalize import normalize_tiles  # the one tile normalisation (inference's)
 from unmask.data.tiles import TileSpec, cut_tiles
 from unmask.errors import ConfigError, UnmaskError
 from unmask.labels import label_to_index
@@ -75,15 +76,6 @@ def check_config(cfg: TrainConfig) -> None:
         raise ConfigError("data.tiles.scale_edges must be positive and increasing")
     if any(not 0.0 < f < 1.0 for f in cfg.data.tiles.down_reals):
         raise ConfigError("data.tiles.down_reals: factors must be in (0, 1)")
-
-
-def _normalize(tiles: np.ndarray) -> np.ndarray:
-    """uint8 (K, S, S, 3) -> float32 (K, 3, S, S), ImageNet-normalised, never resampled."""
-    from unmask.training.augment import IMAGENET_MEAN, IMAGENET_STD
-
-    x = tiles.astype(np.float32) / 255.0
-    x = (x - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
 def with_originals(df):
@@ -249,7 +241,7 @@ class TileTrainDataset(Dataset):
             sd = rng.uniform(0.0, self.noise_std)
             tile = np.clip(np.rint(tile + rng.normal(0.0, sd, tile.shape)), 0, 255).astype(np.uint8)
         tile, _ = augment_crop(tile, self.augment, rng)
-        x = torch.from_numpy(_normalize(tile[None])[0])
+        x = torch.from_numpy(normalize_tiles(tile[None])[0])
         return x, torch.zeros(468, 3), y
 
 
@@ -279,7 +271,11 @@ class TileFaceDataset(Dataset):
         return len(self.targets)
 
     def __getitem__(self, i: int):
-        return torch.from_numpy(_normalize(self.tiles[i])), torch.zeros(468, 3), self.targets[i]
+        return (
+            torch.from_numpy(normalize_tiles(self.tiles[i])),
+            torch.zeros(468, 3),
+            self.targets[i],
+        )
 
 
 def face_tiles_for_eval(
