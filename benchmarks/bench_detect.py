@@ -7,7 +7,7 @@ Prints images/second for: a decode-only loop (the floor), decode + face detectio
 a naive one-image-at-a-time loop (decode, crop, model per image, one process), and
 `detect_paths` (2 worker processes, batched model), plus each stage's share and the
 ratios between them. Peak memory is measured in a fresh subprocess per size, on a folder
-of symlinks that repeat the shared files, to show it does not grow with the count.
+of hard links (or copies) that repeat the shared files, to show it does not grow with the count.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("UNMASK_SHARED_DATA", REPO.parent / "shared" / "data"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_detect_e2e import repeat  # noqa: E402  (not symlinks: detect scores a file once)
 
 
 def shared_jpegs(n: int) -> list[Path]:
@@ -101,7 +104,7 @@ def memory(count: int, model: str | None) -> None:
     src = shared_jpegs(400)
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(count):
-            os.symlink(src[i % len(src)], Path(tmp) / f"{i:06d}.jpg")
+            repeat(src[i % len(src)], Path(tmp) / f"{i:06d}.jpg")
         code = (
             "import json,resource,sys\n"
             "from unmask.inference.detect import detect_paths, expand_inputs\n"

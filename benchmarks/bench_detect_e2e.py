@@ -22,7 +22,7 @@ every round. Reported per variant:
                  steady rate is given in CPU time
     peak RSS     the largest sum of RSS over the command's process tree (sampled from /proc)
 
-`--memory` streams a folder of N symlinks repeating the folder's files through the new code
+`--memory` streams a folder of N hard links (or copies) repeating the folder's files through the new code
 and samples the process tree's RSS every 1 000 results: flat means it does not grow with N.
 `--compare K` runs both variants on K files of every source in labels.csv (and the videos)
 and compares every face: box, detector score and P(fake) (`detect`), and the crop pixels and
@@ -37,6 +37,7 @@ import csv
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -209,13 +210,23 @@ def speed(trees: dict[str, dict], folder: Path, rounds: int, extra: list[str]) -
 # ---------------------------------------------------------------- memory
 
 
+def repeat(src: Path, dest: Path) -> None:
+    """`dest`: the same bytes as `src` under another file: a hard link, else a copy. Not a
+    symbolic link: `detect` scores a file listed twice (or through a link) only once, so a
+    folder of links would measure that, not N images."""
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+
+
 def memory(env: dict, folder: Path, counts: list[int], extra: list[str]) -> dict:
     src = sorted(p for p in folder.iterdir() if p.is_file())
     out = {}
     for count in counts:
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(count):
-                os.symlink(src[i % len(src)], Path(tmp) / f"{i:06d}{src[i % len(src)].suffix}")
+                repeat(src[i % len(src)], Path(tmp) / f"{i:06d}{src[i % len(src)].suffix}")
             marks = sorted({min(count, m) for m in range(1000, count + 1, 1000)} | {100, count})
             res = run_detect(env, [tmp], extra, marks=marks)
         at = {k: round(v / 2**20) for k, v in res["rss_at"].items()}
