@@ -30,10 +30,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-
 from unmask.errors import UnmaskError
-from unmask.inference.predictor import FaceInput, InputNeeds, Predictor, Scores, faces_from
-from unmask.modelfile import Fusion, SavedModel, model_to_json
+from unmask.inference.predictor import (
+    FaceInput,
+    InputNeeds,
+    Predictor,
+    SavedPredictor,
+    Scores,
+    faces_from,
+)
+from unmask.modelfile import Fusion, SavedModel
 
 _EPS = 1e-6
 
@@ -49,7 +55,9 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return expit(np.asarray(z, dtype=np.float64))
 
 
-def calibration(fusion: Fusion, sides: np.ndarray | None, n: int) -> tuple[np.ndarray, ...]:
+def calibration(
+    fusion: Fusion, sides: np.ndarray | None, n: int
+) -> tuple[np.ndarray, ...]:
     """(N, M) Platt slopes and intercepts per face and member: a member's per-size values
     where it has them and the face's crop-box side is known (finite), else its (a, b)."""
     a = np.tile([m.a for m in fusion.members], (n, 1)).astype(np.float64)
@@ -60,7 +68,9 @@ def calibration(fusion: Fusion, sides: np.ndarray | None, n: int) -> tuple[np.nd
     known = np.isfinite(sides)
     for i, m in enumerate(fusion.members):
         if m.size_edges:
-            k = np.searchsorted(np.asarray(m.size_edges), np.where(known, sides, 0), "right")
+            k = np.searchsorted(
+                np.asarray(m.size_edges), np.where(known, sides, 0), "right"
+            )
             a[known, i] = np.asarray(m.size_a)[k[known]]
             b[known, i] = np.asarray(m.size_b)[k[known]]
     return a, b
@@ -121,9 +131,12 @@ def tile_size(predictor: Predictor) -> int:
     return max((t.size for t in predictor.needs.tiles), default=0)
 
 
-class CompositePredictor:
+class CompositePredictor(SavedPredictor):
     def __init__(
-        self, model_dir: str | Path, saved: SavedModel, load_member: Callable[[Path], Predictor]
+        self,
+        model_dir: str | Path,
+        saved: SavedModel,
+        load_member: Callable[[Path], Predictor],
     ) -> None:
         """`load_member(folder)`: a member folder -> its predictor (the loader's
         `load_predictor` as a member, with the composite's device and runtime); handed in,
@@ -131,18 +144,15 @@ class CompositePredictor:
         from unmask.modelfile import member_dir
 
         assert saved.fusion is not None  # schema: composite
-        self.model_dir = Path(model_dir)
-        self.saved = saved
-        self.meta = model_to_json(saved)
-        self.classes = saved.classes
-        self.spec = saved.preprocess
-        self.threshold = saved.threshold
+        super().__init__(model_dir, saved)
         self.fusion = saved.fusion
         self.members: dict[str, Predictor] = {}
         for m in saved.fusion.members:
             d = member_dir(self.model_dir, m.name)
             if not d.is_dir():
-                raise UnmaskError(f"{self.model_dir}: member folder members/{m.name} missing")
+                raise UnmaskError(
+                    f"{self.model_dir}: member folder members/{m.name} missing"
+                )
             pred = load_member(d)
             if pred.spec != self.spec:
                 raise UnmaskError(
@@ -157,11 +167,16 @@ class CompositePredictor:
     def usable(self, faces: Sequence[FaceInput]) -> np.ndarray:
         """(N, M) whether each member may score each face (`tile_usable`)."""
         sizes = [tile_size(p) for p in self.members.values()]
-        return tile_usable(sizes, [f.image_size for f in faces], [f.box_side for f in faces])
+        return tile_usable(
+            sizes, [f.image_size for f in faces], [f.box_side for f in faces]
+        )
 
     def member_p_fake(self, faces: Sequence[FaceInput]) -> np.ndarray:
         """(N, M) uncalibrated P(fake) of every member, in fusion order."""
-        cols = [1.0 - np.asarray(p.predict(faces).proba)[:, 0] for p in self.members.values()]
+        cols = [
+            1.0 - np.asarray(p.predict(faces).proba)[:, 0]
+            for p in self.members.values()
+        ]
         return np.stack(cols, axis=1) if cols else np.zeros((len(faces), 0))
 
     def predict(self, faces: Sequence[FaceInput]) -> Scores:
@@ -179,7 +194,9 @@ class CompositePredictor:
         )
 
     def predict_proba(
-        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
+        self,
+        crops: Sequence[np.ndarray],
+        landmarks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray:
         if self.needs.tiles:
             raise UnmaskError(
@@ -189,7 +206,9 @@ class CompositePredictor:
         return self.predict(faces_from(crops, landmarks)).proba
 
     def embed(
-        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
+        self,
+        crops: Sequence[np.ndarray],
+        landmarks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray:
         raise UnmaskError(
             f"{self.model_dir}: a composite model has no single embedding; index with one of "

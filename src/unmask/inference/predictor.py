@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-
 from unmask.data.spec import PreprocessSpec
 from unmask.data.tiles import TileSpec
 
@@ -52,14 +52,19 @@ class InputNeeds:
     @classmethod
     def of_input(cls, section: Any) -> InputNeeds:
         """What a network reads, from its model.json `input` section (landmarks, tiles)."""
-        return cls(bool(section.landmarks), (section.tiles,) if section.tiles is not None else ())
+        return cls(
+            bool(section.landmarks),
+            (section.tiles,) if section.tiles is not None else (),
+        )
 
 
 @dataclass
 class Scores:
     proba: np.ndarray  # (N, C)
     driver: list[str | None]  # composite: member that drove each face's score
-    members: dict[str, np.ndarray] = field(default_factory=dict)  # name -> calibrated P(fake)
+    members: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # name -> calibrated P(fake)
 
 
 @runtime_checkable
@@ -77,11 +82,15 @@ class Predictor(Protocol):
     def network_inputs(self, faces: Sequence[FaceInput]) -> Any: ...
 
     def predict_proba(
-        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
+        self,
+        crops: Sequence[np.ndarray],
+        landmarks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray: ...
 
     def embed(
-        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
+        self,
+        crops: Sequence[np.ndarray],
+        landmarks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray: ...
 
 
@@ -98,13 +107,33 @@ class CropPredictor:
         """The faces' crops as they are, one row each (`landmarks`: theirs)."""
         from unmask.inference.network_inputs import whole_crops
 
-        return whole_crops([f.crop for f in faces], len(faces), [f.landmarks for f in faces])
+        return whole_crops(
+            [f.crop for f in faces], len(faces), [f.landmarks for f in faces]
+        )
 
     def predict(self, faces: Sequence[FaceInput]) -> Scores:
         if not faces:
             return Scores(np.zeros((0, len(self.classes))), [])
         inp = self.network_inputs(faces)
-        return Scores(np.asarray(self.predict_proba(inp.x, inp.landmarks)), [None] * len(faces))
+        return Scores(
+            np.asarray(self.predict_proba(inp.x, inp.landmarks)), [None] * len(faces)
+        )
+
+
+class SavedPredictor:
+    """Base of the predictors of a saved model: what each holds, set from its SavedModel
+    in one place (its folder, the SavedModel, model.json as a dict, classes, the face
+    finder and crop spec its input starts from, the verdict threshold)."""
+
+    def __init__(self, model_dir: str | Path, saved: Any) -> None:
+        from unmask.modelfile import model_to_json
+
+        self.model_dir = Path(model_dir)
+        self.saved = saved
+        self.meta = model_to_json(saved)
+        self.classes = saved.classes
+        self.spec = saved.preprocess
+        self.threshold = saved.threshold
 
 
 def faces_from(

@@ -30,16 +30,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from unmask.data.normalize import landmarks_array, normalize_tiles, resize_rgb
 from unmask.errors import UnmaskError
 from unmask.inference.fast_eval import fast_copy, to_channels_last
 from unmask.inference.network_inputs import NetworkInputs, tile_rows, whole_crops
-from unmask.inference.predictor import FaceInput, InputNeeds, Scores, faces_from
-from unmask.modelfile import SavedModel, model_to_json
+from unmask.inference.predictor import (
+    FaceInput,
+    InputNeeds,
+    SavedPredictor,
+    Scores,
+    faces_from,
+)
+from unmask.modelfile import SavedModel
 
 
-class TorchPredictor:
+class TorchPredictor(SavedPredictor):
     def __init__(
         self,
         model_dir: str | Path,
@@ -54,28 +59,26 @@ class TorchPredictor:
         cached graph is said (default: a line on stderr)."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
-
         from unmask.detectors.cnn import build_cnn
         from unmask.detectors.registry import check_saved
         from unmask.modelfile import weights_path
 
         assert saved.input is not None  # the schema guarantees it for kind "torch"
-        self.model_dir = Path(model_dir)
-        self.saved = saved
-        self.meta = model_to_json(saved)
-        self.classes = saved.classes
-        self.spec = saved.preprocess
-        self.threshold = saved.threshold
+        super().__init__(model_dir, saved)
         self.input_size = saved.input.size
         self.mean, self.std = saved.input.mean, saved.input.std
         self.tile_spec = saved.input.tiles
         self.device = torch.device(device)
         self.batch_size = batch_size
         det = saved.detector
-        info = check_saved(det.name, "cnn", det.kwargs)  # before anything is built or read
+        info = check_saved(
+            det.name, "cnn", det.kwargs
+        )  # before anything is built or read
         self.needs_landmarks = info.needs_landmarks
         if self.needs_landmarks != saved.input.landmarks:
-            raise UnmaskError(f"{self.model_dir}: input.landmarks disagrees with {det.name!r}")
+            raise UnmaskError(
+                f"{self.model_dir}: input.landmarks disagrees with {det.name!r}"
+            )
         self.needs = InputNeeds.of_input(saved.input)
         wpath = weights_path(self.model_dir)
         try:
@@ -84,22 +87,34 @@ class TorchPredictor:
             )
         except (TypeError, ValueError, UnmaskError) as exc:
             msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-            raise UnmaskError(f"{self.model_dir}: cannot build {det.label!r} ({msg})") from None
+            raise UnmaskError(
+                f"{self.model_dir}: cannot build {det.label!r} ({msg})"
+            ) from None
         try:
             state = load_file(str(wpath), device="cpu")
         except (SafetensorError, OSError) as exc:
-            raise UnmaskError(f"{wpath}: unreadable weights ({str(exc)[:80]})") from None
+            raise UnmaskError(
+                f"{wpath}: unreadable weights ({str(exc)[:80]})"
+            ) from None
         bad = next(
-            (k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()),
+            (
+                k
+                for k, v in state.items()
+                if v.is_floating_point() and not torch.isfinite(v).all()
+            ),
             None,
         )
-        if bad is not None:  # a NaN network scores nothing, yet every face would read "real"
+        if (
+            bad is not None
+        ):  # a NaN network scores nothing, yet every face would read "real"
             raise UnmaskError(f"{wpath}: tensor {bad!r} holds NaN or infinite values")
         try:
             self.model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             first = str(exc).splitlines()[0][:120]
-            raise UnmaskError(f"{wpath}: weights do not match {det.label!r} ({first})") from None
+            raise UnmaskError(
+                f"{wpath}: weights do not match {det.label!r} ({first})"
+            ) from None
         self.model.eval().to(self.device)
         from unmask.inference.onnx_runtime import resolve_runtime
 
@@ -108,7 +123,9 @@ class TorchPredictor:
         if resolve_runtime(runtime, self.device) == "onnx" and not self.needs_landmarks:
             self._onnx = self._onnx_scorer(wpath, warn or _stderr_warning)
         if self._onnx is None:
-            _ = self.fast  # built and checked now, as before: its cost stays in the load
+            _ = (
+                self.fast
+            )  # built and checked now, as before: its cost stays in the load
         else:
             self.runtime = "onnx"
 
@@ -185,7 +202,11 @@ class TorchPredictor:
             face_of, where = tile_rows(faces, self.tile_spec)
             return NetworkInputs(self.preprocess_tiles(faces), face_of, where=where)
         x = self.preprocess([f.crop for f in faces])
-        lms = self.landmarks_tensor([f.landmarks for f in faces]) if self.needs_landmarks else None
+        lms = (
+            self.landmarks_tensor([f.landmarks for f in faces])
+            if self.needs_landmarks
+            else None
+        )
         return whole_crops(x, len(faces), lms)
 
     def landmarks_tensor(
@@ -226,7 +247,9 @@ class TorchPredictor:
         return Scores(proba, [None] * len(faces))
 
     def predict_proba(
-        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
+        self,
+        crops: Sequence[np.ndarray],
+        landmarks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray:
         return self.predict(faces_from(crops, landmarks)).proba
 
@@ -236,7 +259,9 @@ class TorchPredictor:
         return self._run(faces, self.fast.features).numpy()
 
     def embed(
-        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
+        self,
+        crops: Sequence[np.ndarray],
+        landmarks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray:
         return self.embed_faces(faces_from(crops, landmarks))
 
