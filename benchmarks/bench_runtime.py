@@ -79,21 +79,17 @@ def member_cpu(model_dir: Path, files: list[str], batch: int = 32) -> dict:
     """CPU-ms per face of each CNN member on one thread, per runtime, and load times."""
     import torch
 
+    from unmask.data.extract import Face, faces_in_image
     from unmask.data.faces import FaceCropper
     from unmask.data.imageio import load_image
-    from unmask.data.tiles import cut_tiles
     from unmask.inference.loader import load_predictor
-    from unmask.inference.predictor import FaceInput
 
     torch.set_num_threads(1)  # ONNX Runtime sessions take torch's thread count
     probe = load_predictor(model_dir, runtime="torch")
     cropper = FaceCropper(probe.spec)
-    faces: list[FaceInput] = []
-    for f in files:
-        rgb = load_image(f)
-        for c in cropper.crop(rgb):
-            tiles = {s: cut_tiles(rgb, c.box, s) for s in probe.needs.tiles}
-            faces.append(FaceInput(c.image, c.landmarks, tiles))
+    faces: list[Face] = []
+    for f in files:  # the faces detect makes (stage 1: unmask.data.extract)
+        faces += faces_in_image(load_image(f), cropper, probe.needs.tiles, source=f)
         if len(faces) >= batch:
             break
     faces = faces[:batch]
@@ -127,6 +123,34 @@ def member_cpu(model_dir: Path, files: list[str], batch: int = 32) -> dict:
     return out
 
 
+def agreement(env: dict, per_source: int, model: list[str]) -> dict:
+    """`unmask detect --runtime torch` against `--runtime onnx` on `per_source` files of
+    every source in labels.csv (videos included): largest |P(fake) difference| per source,
+    over every face (video frames included)."""
+    from bench_stages import files_by_source
+
+    out = {}
+    for source, files in files_by_source(per_source, images_only=False).items():
+        got = {}
+        for rt in RUNTIMES:
+            res = run_detect(env, [str(f) for f in files], [*model, "--runtime", rt])
+            got[rt] = {
+                (r["file"], i): face["p_fake"]
+                for r in res["results"]
+                for i, face in enumerate(r.get("faces") or [])
+            }
+        a, b = got[RUNTIMES[0]], got[RUNTIMES[1]]
+        if a.keys() != b.keys():
+            sys.exit(f"{source}: the runtimes found different faces")
+        diff = max((abs(a[k] - b[k]) for k in a), default=0.0)
+        out[source] = {"files": len(files), "scores": len(a), "max_dp": diff}
+        print(
+            f"  {source:18s} {len(files):4d} files {len(a):5d} scores  max |dP| {diff:.1e}",
+            flush=True,
+        )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--folder", default="faces/yonsei/real", help="under the shared data")
@@ -134,6 +158,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--model", default=None, help="model folder (default: the shipped one)")
     ap.add_argument("--json-out", default=None, help="also write the figures here")
+    ap.add_argument(
+        "--agree",
+        type=int,
+        default=0,
+        metavar="K",
+        help="only compare the runtimes' scores on K files of every source (videos included)",
+    )
     a = ap.parse_args()
     folder = DATA / a.folder
     if not folder.is_dir():
@@ -147,6 +178,12 @@ def main() -> None:
         from unmask.inference.saved_model import default_model_dir
 
         model_dir = Path(a.model) if a.model else default_model_dir()
+        if a.agree:
+            print(f"torch against ONNX Runtime, {a.agree} files of every source:")
+            out = agreement(env, a.agree, ["--model", str(model_dir)])
+            if a.json_out:
+                Path(a.json_out).write_text(json.dumps(out, indent=1))
+            return
         print(
             f"{len(files)} files from {folder}; model {model_dir}; {os.cpu_count()} CPUs; "
             f"load {os.getloadavg()}",

@@ -188,7 +188,7 @@ def evaluate(
         if score_fn is not None:  # another engine (Ray): Scores (proba + driver) back
             cached = None if use_cache else crops
             scored = score_fn(predictor, df, p, cached, batch_size, seed, progress, feature_cache)
-        elif not use_cache:  # the rows' FaceInputs, as score_rows would: + drivers
+        elif not use_cache:  # the rows' Faces, as score_rows would: + drivers
             scored = score_row_faces(predictor, df, p, crops, batch_size, seed, progress)
         if scored is not None:
             proba = np.asarray(scored.proba)

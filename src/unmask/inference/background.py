@@ -23,25 +23,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from unmask.data.extract import Face
 from unmask.errors import UnmaskError
 from unmask.inference.loader import load_predictor, saved_needs
-from unmask.inference.predictor import FaceInput, Predictor, SavedPredictor, Scores
-from unmask.modelfile import read_saved_model
+from unmask.inference.predictor import Predictor, Scores
+from unmask.modelfile import model_to_json, read_saved_model
 
 
-class BackgroundPredictor(SavedPredictor):
+class BackgroundPredictor:
     def __init__(
         self, model_dir: str | Path, device: str = "cpu", runtime: str | None = None
     ) -> None:
-        super().__init__(model_dir, read_saved_model(model_dir))
-        self.needs = saved_needs(self.model_dir, self.saved)
+        self.model_dir = Path(model_dir)
+        saved = read_saved_model(self.model_dir)
+        self.meta = model_to_json(saved)
+        self.classes = saved.classes
+        self.spec = saved.preprocess
+        self.threshold = saved.threshold
+        self.needs = saved_needs(self.model_dir, saved)
         self._loaded: Predictor | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(
-            target=self._load,
-            args=(device, runtime),
-            name="unmask-load-model",
-            daemon=True,
+            target=self._load, args=(device, runtime), name="unmask-load-model", daemon=True
         )
         self._thread.start()
 
@@ -59,9 +63,7 @@ class BackgroundPredictor(SavedPredictor):
         # like MediaPipe's graph start-up (UNMASK_DEBUG=1 shows it).
         from unmask.data.faces import native_stderr_silenced
 
-        warnings: list[
-            str
-        ] = []  # said after the silenced load, which would swallow them
+        warnings: list[str] = []  # said after the silenced load, which would swallow them
         try:
             with native_stderr_silenced():
                 pred = load_predictor(
@@ -70,9 +72,7 @@ class BackgroundPredictor(SavedPredictor):
             for msg in warnings:  # a fall-back to torch, a refused cached ONNX graph
                 print(f"unmask: warning: {msg}", file=sys.stderr)
             if pred.needs != self.needs:  # model.json and the built model must agree
-                raise UnmaskError(
-                    f"{self.model_dir}: the model's inputs differ from model.json"
-                )
+                raise UnmaskError(f"{self.model_dir}: the model's inputs differ from model.json")
             self._loaded = pred
         except BaseException as exc:  # re-raised in the caller's thread by ready()
             self._error = exc
@@ -88,20 +88,16 @@ class BackgroundPredictor(SavedPredictor):
         assert self._loaded is not None
         return self._loaded
 
-    def predict(self, faces: Sequence[FaceInput]) -> Scores:
+    def predict(self, faces: Sequence[Face]) -> Scores:
         return self.ready().predict(faces)
 
     def predict_proba(
-        self,
-        crops: Sequence[np.ndarray],
-        landmarks: Sequence[np.ndarray | None] | None = None,
+        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
     ) -> np.ndarray:
         return self.ready().predict_proba(crops, landmarks)
 
     def embed(
-        self,
-        crops: Sequence[np.ndarray],
-        landmarks: Sequence[np.ndarray | None] | None = None,
+        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
     ) -> np.ndarray:
         return self.ready().embed(crops, landmarks)
 

@@ -5,14 +5,14 @@
     MODEL/members/<name>/      each a complete model folder (torch or classical), with its
                                own preprocessing: resized crop, landmarks or native tiles
 
-Each member scores the faces from what its input spec asks for (`FaceInput`), its P(fake)
+Each member scores the faces from what its input spec asks for (`Face`), its P(fake)
 is calibrated (Platt: z = a * logit(p) + b), and the fusion rule combines the members:
 
     max:       score = max_i sigmoid(z_i)                    driver = argmax_i z_i
     logistic:  score = sigmoid(bias + sum_i weight_i * z_i)  driver = argmax_i weight_i * z_i
 
 A member may be calibrated per face size (`FusionMember.size_edges`): (a, b) then depend on
-the face's crop-box side in native pixels (`FaceInput.box_side`). A member that scores
+the face's crop-box side in native pixels (`Face.box_side`). A member that scores
 native-pixel tiles sits out a face whose image is smaller than its tiles (a 40 px thumbnail:
 its tiles would be mostly mirror padding, a pattern no training image had, which it reads
 as strong evidence of a fake), or whose crop box is narrower than a tile (a 60 px face in a
@@ -30,16 +30,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from unmask.data.extract import Face
 from unmask.errors import UnmaskError
-from unmask.inference.predictor import (
-    FaceInput,
-    InputNeeds,
-    Predictor,
-    SavedPredictor,
-    Scores,
-    faces_from,
-)
-from unmask.modelfile import Fusion, SavedModel
+from unmask.inference.predictor import InputNeeds, Predictor, Scores, faces_from
+from unmask.modelfile import Fusion, SavedModel, model_to_json
 
 _EPS = 1e-6
 
@@ -55,9 +50,7 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return expit(np.asarray(z, dtype=np.float64))
 
 
-def calibration(
-    fusion: Fusion, sides: np.ndarray | None, n: int
-) -> tuple[np.ndarray, ...]:
+def calibration(fusion: Fusion, sides: np.ndarray | None, n: int) -> tuple[np.ndarray, ...]:
     """(N, M) Platt slopes and intercepts per face and member: a member's per-size values
     where it has them and the face's crop-box side is known (finite), else its (a, b)."""
     a = np.tile([m.a for m in fusion.members], (n, 1)).astype(np.float64)
@@ -68,9 +61,7 @@ def calibration(
     known = np.isfinite(sides)
     for i, m in enumerate(fusion.members):
         if m.size_edges:
-            k = np.searchsorted(
-                np.asarray(m.size_edges), np.where(known, sides, 0), "right"
-            )
+            k = np.searchsorted(np.asarray(m.size_edges), np.where(known, sides, 0), "right")
             a[known, i] = np.asarray(m.size_a)[k[known]]
             b[known, i] = np.asarray(m.size_b)[k[known]]
     return a, b
@@ -131,12 +122,9 @@ def tile_size(predictor: Predictor) -> int:
     return max((t.size for t in predictor.needs.tiles), default=0)
 
 
-class CompositePredictor(SavedPredictor):
+class CompositePredictor:
     def __init__(
-        self,
-        model_dir: str | Path,
-        saved: SavedModel,
-        load_member: Callable[[Path], Predictor],
+        self, model_dir: str | Path, saved: SavedModel, load_member: Callable[[Path], Predictor]
     ) -> None:
         """`load_member(folder)`: a member folder -> its predictor (the loader's
         `load_predictor` as a member, with the composite's device and runtime); handed in,
@@ -144,15 +132,18 @@ class CompositePredictor(SavedPredictor):
         from unmask.modelfile import member_dir
 
         assert saved.fusion is not None  # schema: composite
-        super().__init__(model_dir, saved)
+        self.model_dir = Path(model_dir)
+        self.saved = saved
+        self.meta = model_to_json(saved)
+        self.classes = saved.classes
+        self.spec = saved.preprocess
+        self.threshold = saved.threshold
         self.fusion = saved.fusion
         self.members: dict[str, Predictor] = {}
         for m in saved.fusion.members:
             d = member_dir(self.model_dir, m.name)
             if not d.is_dir():
-                raise UnmaskError(
-                    f"{self.model_dir}: member folder members/{m.name} missing"
-                )
+                raise UnmaskError(f"{self.model_dir}: member folder members/{m.name} missing")
             pred = load_member(d)
             if pred.spec != self.spec:
                 raise UnmaskError(
@@ -164,22 +155,17 @@ class CompositePredictor(SavedPredictor):
         for pred in self.members.values():
             self.needs = self.needs | pred.needs
 
-    def usable(self, faces: Sequence[FaceInput]) -> np.ndarray:
+    def usable(self, faces: Sequence[Face]) -> np.ndarray:
         """(N, M) whether each member may score each face (`tile_usable`)."""
         sizes = [tile_size(p) for p in self.members.values()]
-        return tile_usable(
-            sizes, [f.image_size for f in faces], [f.box_side for f in faces]
-        )
+        return tile_usable(sizes, [f.image_size for f in faces], [f.box_side for f in faces])
 
-    def member_p_fake(self, faces: Sequence[FaceInput]) -> np.ndarray:
+    def member_p_fake(self, faces: Sequence[Face]) -> np.ndarray:
         """(N, M) uncalibrated P(fake) of every member, in fusion order."""
-        cols = [
-            1.0 - np.asarray(p.predict(faces).proba)[:, 0]
-            for p in self.members.values()
-        ]
+        cols = [1.0 - np.asarray(p.predict(faces).proba)[:, 0] for p in self.members.values()]
         return np.stack(cols, axis=1) if cols else np.zeros((len(faces), 0))
 
-    def predict(self, faces: Sequence[FaceInput]) -> Scores:
+    def predict(self, faces: Sequence[Face]) -> Scores:
         if len(faces) == 0:
             return Scores(np.zeros((0, 2)), [])
         p = self.member_p_fake(faces)
@@ -194,9 +180,7 @@ class CompositePredictor(SavedPredictor):
         )
 
     def predict_proba(
-        self,
-        crops: Sequence[np.ndarray],
-        landmarks: Sequence[np.ndarray | None] | None = None,
+        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
     ) -> np.ndarray:
         if self.needs.tiles:
             raise UnmaskError(
@@ -206,9 +190,7 @@ class CompositePredictor(SavedPredictor):
         return self.predict(faces_from(crops, landmarks)).proba
 
     def embed(
-        self,
-        crops: Sequence[np.ndarray],
-        landmarks: Sequence[np.ndarray | None] | None = None,
+        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
     ) -> np.ndarray:
         raise UnmaskError(
             f"{self.model_dir}: a composite model has no single embedding; index with one of "

@@ -3,12 +3,13 @@
 
     pred = load_predictor(model_dir)
     pred.needs                    # InputNeeds: landmarks? which native-pixel TileSpecs?
-    scores = pred.predict([FaceInput(crop, landmarks, {spec: tiles})])
+    scores = pred.predict(faces)  # [unmask.data.extract.Face, ...]
     scores.proba                  # (N, C) class probabilities, rows sum to 1
     scores.driver                 # per face: the composite member that drove the score (None)
 
-A `FaceInput` is one face: its square RGB uint8 crop (PreprocessSpec.crop_size), its
-face-mesh landmarks ((468, 2|3) in crop coordinates / crop size, or None) and, for models
+A face (`unmask.data.extract.Face`, made by stage 1 on every path) is its square RGB uint8
+crop (PreprocessSpec.crop_size), its face-mesh landmarks ((468, 2|3) in crop coordinates /
+crop size, or None) and, for models
 whose input is native-pixel tiles, `tiles[spec]` = `cut_tiles(decoded_original, box, spec)`.
 `box_side` is the crop box's side in the original's pixels (composites calibrate a member per
 face size with it; None when unknown). `image_size` is the (width, height) of the image the
@@ -19,23 +20,15 @@ tiles, whose tiles would be mostly mirror padding (None when unknown).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from unmask.data.extract import Face
 from unmask.data.spec import PreprocessSpec
 from unmask.data.tiles import TileSpec
-
-
-@dataclass(frozen=True)
-class FaceInput:
-    crop: np.ndarray
-    landmarks: np.ndarray | None = None
-    tiles: Mapping[TileSpec, np.ndarray] = field(default_factory=dict)
-    box_side: float | None = None  # the square crop box's side in the original's pixels
-    image_size: tuple[int, int] | None = None  # (w, h) of the image the tiles come from
 
 
 @dataclass(frozen=True)
@@ -52,19 +45,14 @@ class InputNeeds:
     @classmethod
     def of_input(cls, section: Any) -> InputNeeds:
         """What a network reads, from its model.json `input` section (landmarks, tiles)."""
-        return cls(
-            bool(section.landmarks),
-            (section.tiles,) if section.tiles is not None else (),
-        )
+        return cls(bool(section.landmarks), (section.tiles,) if section.tiles is not None else ())
 
 
 @dataclass
 class Scores:
     proba: np.ndarray  # (N, C)
     driver: list[str | None]  # composite: member that drove each face's score
-    members: dict[str, np.ndarray] = field(
-        default_factory=dict
-    )  # name -> calibrated P(fake)
+    members: dict[str, np.ndarray] = field(default_factory=dict)  # name -> calibrated P(fake)
 
 
 @runtime_checkable
@@ -75,22 +63,18 @@ class Predictor(Protocol):
     threshold: float  # verdict "fake" when P(fake) >= threshold
     needs: InputNeeds
 
-    def predict(self, faces: Sequence[FaceInput]) -> Scores: ...
+    def predict(self, faces: Sequence[Face]) -> Scores: ...
 
     # exactly what `predict` scores for `faces` (and Grad-CAM explains): NetworkInputs, or
     # for a composite {member name: NetworkInputs} (unmask.inference.network_inputs)
-    def network_inputs(self, faces: Sequence[FaceInput]) -> Any: ...
+    def network_inputs(self, faces: Sequence[Face]) -> Any: ...
 
     def predict_proba(
-        self,
-        crops: Sequence[np.ndarray],
-        landmarks: Sequence[np.ndarray | None] | None = None,
+        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
     ) -> np.ndarray: ...
 
     def embed(
-        self,
-        crops: Sequence[np.ndarray],
-        landmarks: Sequence[np.ndarray | None] | None = None,
+        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
     ) -> np.ndarray: ...
 
 
@@ -103,47 +87,27 @@ class CropPredictor:
     def predict_proba(self, crops, landmarks=None) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
-    def network_inputs(self, faces: Sequence[FaceInput]) -> Any:
+    def network_inputs(self, faces: Sequence[Face]) -> Any:
         """The faces' crops as they are, one row each (`landmarks`: theirs)."""
         from unmask.inference.network_inputs import whole_crops
 
-        return whole_crops(
-            [f.crop for f in faces], len(faces), [f.landmarks for f in faces]
-        )
+        return whole_crops([f.crop for f in faces], len(faces), [f.landmarks for f in faces])
 
-    def predict(self, faces: Sequence[FaceInput]) -> Scores:
+    def predict(self, faces: Sequence[Face]) -> Scores:
         if not faces:
             return Scores(np.zeros((0, len(self.classes))), [])
         inp = self.network_inputs(faces)
-        return Scores(
-            np.asarray(self.predict_proba(inp.x, inp.landmarks)), [None] * len(faces)
-        )
-
-
-class SavedPredictor:
-    """Base of the predictors of a saved model: what each holds, set from its SavedModel
-    in one place (its folder, the SavedModel, model.json as a dict, classes, the face
-    finder and crop spec its input starts from, the verdict threshold)."""
-
-    def __init__(self, model_dir: str | Path, saved: Any) -> None:
-        from unmask.modelfile import model_to_json
-
-        self.model_dir = Path(model_dir)
-        self.saved = saved
-        self.meta = model_to_json(saved)
-        self.classes = saved.classes
-        self.spec = saved.preprocess
-        self.threshold = saved.threshold
+        return Scores(np.asarray(self.predict_proba(inp.x, inp.landmarks)), [None] * len(faces))
 
 
 def faces_from(
     crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
-) -> list[FaceInput]:
+) -> list[Face]:
     if landmarks is None:
         landmarks = [None] * len(crops)
     if len(landmarks) != len(crops):
         raise ValueError(f"got {len(landmarks)} landmark arrays for {len(crops)} crops")
-    return [FaceInput(c, lm) for c, lm in zip(crops, landmarks, strict=True)]
+    return [Face(c, lm) for c, lm in zip(crops, landmarks, strict=True)]
 
 
 def p_fake(proba: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """`TorchPredictor`: score faces with a saved CNN model (kind "torch").
 
     pred = TorchPredictor(model_dir, read_saved_model(model_dir), device="cpu")
-    scores = pred.predict(faces)                    # FaceInputs -> Scores (proba (N, C))
+    scores = pred.predict(faces)                    # Faces -> Scores (proba (N, C))
     proba = pred.predict_proba(crops, landmarks)    # crop models only
     inp = pred.network_inputs(faces)                # what the network scores (and Grad-CAM
                                                     # explains on pred.model): crops or tiles
@@ -30,21 +30,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from unmask.data.extract import Face
 from unmask.data.normalize import landmarks_array, normalize_tiles, resize_rgb
 from unmask.errors import UnmaskError
 from unmask.inference.fast_eval import fast_copy, to_channels_last
 from unmask.inference.network_inputs import NetworkInputs, tile_rows, whole_crops
-from unmask.inference.predictor import (
-    FaceInput,
-    InputNeeds,
-    SavedPredictor,
-    Scores,
-    faces_from,
-)
-from unmask.modelfile import SavedModel
+from unmask.inference.predictor import InputNeeds, Scores, faces_from
+from unmask.modelfile import SavedModel, model_to_json
 
 
-class TorchPredictor(SavedPredictor):
+class TorchPredictor:
     def __init__(
         self,
         model_dir: str | Path,
@@ -59,26 +55,28 @@ class TorchPredictor(SavedPredictor):
         cached graph is said (default: a line on stderr)."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
+
         from unmask.detectors.cnn import build_cnn
         from unmask.detectors.registry import check_saved
         from unmask.modelfile import weights_path
 
         assert saved.input is not None  # the schema guarantees it for kind "torch"
-        super().__init__(model_dir, saved)
+        self.model_dir = Path(model_dir)
+        self.saved = saved
+        self.meta = model_to_json(saved)
+        self.classes = saved.classes
+        self.spec = saved.preprocess
+        self.threshold = saved.threshold
         self.input_size = saved.input.size
         self.mean, self.std = saved.input.mean, saved.input.std
         self.tile_spec = saved.input.tiles
         self.device = torch.device(device)
         self.batch_size = batch_size
         det = saved.detector
-        info = check_saved(
-            det.name, "cnn", det.kwargs
-        )  # before anything is built or read
+        info = check_saved(det.name, "cnn", det.kwargs)  # before anything is built or read
         self.needs_landmarks = info.needs_landmarks
         if self.needs_landmarks != saved.input.landmarks:
-            raise UnmaskError(
-                f"{self.model_dir}: input.landmarks disagrees with {det.name!r}"
-            )
+            raise UnmaskError(f"{self.model_dir}: input.landmarks disagrees with {det.name!r}")
         self.needs = InputNeeds.of_input(saved.input)
         wpath = weights_path(self.model_dir)
         try:
@@ -87,34 +85,22 @@ class TorchPredictor(SavedPredictor):
             )
         except (TypeError, ValueError, UnmaskError) as exc:
             msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-            raise UnmaskError(
-                f"{self.model_dir}: cannot build {det.label!r} ({msg})"
-            ) from None
+            raise UnmaskError(f"{self.model_dir}: cannot build {det.label!r} ({msg})") from None
         try:
             state = load_file(str(wpath), device="cpu")
         except (SafetensorError, OSError) as exc:
-            raise UnmaskError(
-                f"{wpath}: unreadable weights ({str(exc)[:80]})"
-            ) from None
+            raise UnmaskError(f"{wpath}: unreadable weights ({str(exc)[:80]})") from None
         bad = next(
-            (
-                k
-                for k, v in state.items()
-                if v.is_floating_point() and not torch.isfinite(v).all()
-            ),
+            (k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()),
             None,
         )
-        if (
-            bad is not None
-        ):  # a NaN network scores nothing, yet every face would read "real"
+        if bad is not None:  # a NaN network scores nothing, yet every face would read "real"
             raise UnmaskError(f"{wpath}: tensor {bad!r} holds NaN or infinite values")
         try:
             self.model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             first = str(exc).splitlines()[0][:120]
-            raise UnmaskError(
-                f"{wpath}: weights do not match {det.label!r} ({first})"
-            ) from None
+            raise UnmaskError(f"{wpath}: weights do not match {det.label!r} ({first})") from None
         self.model.eval().to(self.device)
         from unmask.inference.onnx_runtime import resolve_runtime
 
@@ -123,9 +109,7 @@ class TorchPredictor(SavedPredictor):
         if resolve_runtime(runtime, self.device) == "onnx" and not self.needs_landmarks:
             self._onnx = self._onnx_scorer(wpath, warn or _stderr_warning)
         if self._onnx is None:
-            _ = (
-                self.fast
-            )  # built and checked now, as before: its cost stays in the load
+            _ = self.fast  # built and checked now, as before: its cost stays in the load
         else:
             self.runtime = "onnx"
 
@@ -177,7 +161,7 @@ class TorchPredictor(SavedPredictor):
         x.sub_(torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1))
         return x.div_(torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1))
 
-    def preprocess_tiles(self, faces: Sequence[FaceInput]) -> torch.Tensor:
+    def preprocess_tiles(self, faces: Sequence[Face]) -> torch.Tensor:
         """(N * count, 3, S, S): every face's tiles, face after face."""
         spec = self.tile_spec
         if len(faces) == 0:
@@ -194,7 +178,7 @@ class TorchPredictor(SavedPredictor):
             out.append(normalize_tiles(tiles, self.mean, self.std))
         return torch.from_numpy(np.concatenate(out))
 
-    def network_inputs(self, faces: Sequence[FaceInput]) -> NetworkInputs:
+    def network_inputs(self, faces: Sequence[Face]) -> NetworkInputs:
         """Exactly what the network scores for `faces` (what `predict` scores and Grad-CAM
         explains): a tile model's tiles of every face, face after face, with `where` each
         tile sits in its face's crop; else the resized, normalised crops (and landmarks)."""
@@ -202,11 +186,7 @@ class TorchPredictor(SavedPredictor):
             face_of, where = tile_rows(faces, self.tile_spec)
             return NetworkInputs(self.preprocess_tiles(faces), face_of, where=where)
         x = self.preprocess([f.crop for f in faces])
-        lms = (
-            self.landmarks_tensor([f.landmarks for f in faces])
-            if self.needs_landmarks
-            else None
-        )
+        lms = self.landmarks_tensor([f.landmarks for f in faces]) if self.needs_landmarks else None
         return whole_crops(x, len(faces), lms)
 
     def landmarks_tensor(
@@ -232,7 +212,7 @@ class TorchPredictor(SavedPredictor):
                 out.append(fn(*args).float().cpu())
         return torch.cat(out)
 
-    def _run(self, faces: Sequence[FaceInput], fn) -> torch.Tensor:
+    def _run(self, faces: Sequence[Face], fn) -> torch.Tensor:
         """`fn`'s output for each face, on exactly `network_inputs(faces)`."""
         inp = self.network_inputs(faces)
         out = self._batches(inp.x, inp.landmarks, fn)
@@ -240,28 +220,24 @@ class TorchPredictor(SavedPredictor):
             return out.reshape(len(faces), self.tile_spec.count, -1).mean(1)
         return out
 
-    def predict(self, faces: Sequence[FaceInput]) -> Scores:
+    def predict(self, faces: Sequence[Face]) -> Scores:
         if len(faces) == 0:
             return Scores(np.zeros((0, len(self.classes)), dtype=np.float32), [])
         proba = torch.softmax(self._run(faces, self._onnx or self.fast), 1).numpy()
         return Scores(proba, [None] * len(faces))
 
     def predict_proba(
-        self,
-        crops: Sequence[np.ndarray],
-        landmarks: Sequence[np.ndarray | None] | None = None,
+        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
     ) -> np.ndarray:
         return self.predict(faces_from(crops, landmarks)).proba
 
-    def embed_faces(self, faces: Sequence[FaceInput]) -> np.ndarray:
+    def embed_faces(self, faces: Sequence[Face]) -> np.ndarray:
         if len(faces) == 0:
             return np.zeros((0, int(self.model.embed_dim)), dtype=np.float32)
         return self._run(faces, self.fast.features).numpy()
 
     def embed(
-        self,
-        crops: Sequence[np.ndarray],
-        landmarks: Sequence[np.ndarray | None] | None = None,
+        self, crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
     ) -> np.ndarray:
         return self.embed_faces(faces_from(crops, landmarks))
 
