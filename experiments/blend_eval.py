@@ -54,6 +54,7 @@ def score(model, meta, crops: list[np.ndarray], batch: int = 32) -> tuple[np.nda
     """P(fake) per crop and the model-only throughput (img/s, preprocessing excluded)."""
     import torch
 
+    from unmask.metrics import p_fake
     from unmask.training.augment import resize_normalize
 
     inp = meta["input"]
@@ -65,9 +66,9 @@ def score(model, meta, crops: list[np.ndarray], batch: int = 32) -> tuple[np.nda
         )
         t = time.perf_counter()
         with torch.inference_mode():
-            p = torch.softmax(model(x).float(), 1)[:, 0]
+            proba = torch.softmax(model(x).float(), 1)
         model_s += time.perf_counter() - t
-        out.append(1.0 - p.numpy())
+        out.append(p_fake(proba.numpy()))
     return np.concatenate(out), len(crops) / max(model_s, 1e-9)
 
 

@@ -302,7 +302,7 @@ def compose_models(
     from unmask.evaluation.scoring import score_rows
     from unmask.inference.composite import fuse
     from unmask.inference.loader import load_predictor
-    from unmask.metrics import binary_report, roc_auc
+    from unmask.metrics import binary_report, p_fake, roc_auc
     from unmask.modelfile import MEMBERS_DIR, new_saved_model, write_saved_model
 
     if rule not in RULES:
@@ -347,21 +347,21 @@ def compose_models(
         if progress:
             print(f"scoring val with member {name}")
         proba = score_rows(p, df, batch_size=batch_size, progress=progress)
-        cols.append(1.0 - np.asarray(proba)[:, 0])
-    p_fake = np.stack(cols, axis=1)
+        cols.append(p_fake(proba))
+    member_p = np.stack(cols, axis=1)
     choice: dict[str, Any] = {"requested": rule}
     sources = df["source"].astype(str).to_numpy() if "source" in df.columns else None
     if rule == "auto":
-        rule, record = choose_rule(p_fake, y, sources, sides, per_member, size_mode)
+        rule, record = choose_rule(member_p, y, sources, sides, per_member, size_mode)
         choice.update(record)
     choice["chosen"] = rule
     if any(per_member):
         choice["size_calibration"] = {"mode": size_mode, "edges": size_edges}
-    fusion = fit_fusion(p_fake, y, names, rule, sides, per_member, size_mode)
-    score, _ = fuse(p_fake, fusion, sides)
+    fusion = fit_fusion(member_p, y, names, rule, sides, per_member, size_mode)
+    score, _ = fuse(member_p, fusion, sides)
     threshold, threshold_rule = choose_threshold(y, score, sources, max_fpr)
     val = binary_report(y, score, threshold, n_boot=200)
-    val["members_auc"] = {n: roc_auc(y, p_fake[:, i]) for i, n in enumerate(names)}
+    val["members_auc"] = {n: roc_auc(y, member_p[:, i]) for i, n in enumerate(names)}
     if sources is not None:  # the rule's promise, per real source, on val
         val["fpr_by_real_source"] = {
             str(src): float(np.mean(score[(y == 0) & (sources == src)] >= threshold))

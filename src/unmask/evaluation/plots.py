@@ -18,14 +18,14 @@ def plot_report(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from unmask.metrics import confusion_matrix, roc_curve
+    from unmask.metrics import confusion_matrix, p_fake, roc_curve
 
     written = []
     thr = report["model"]["threshold"]
     classes = report["model"]["classes"]
     labels = df["label"].to_numpy().astype(str)
     sources = df["source"].to_numpy().astype(str)
-    s = 1.0 - proba["none"][:, 0]
+    s = p_fake(proba["none"])
     y = (labels != "real").astype(np.int64)
 
     fig, ax = plt.subplots(figsize=(6, 5.5))
@@ -47,7 +47,7 @@ def plot_report(
     for pname, pr in proba.items():
         if pname == "none":
             continue
-        sp = 1.0 - pr[:, 0]
+        sp = p_fake(pr)
         if 0 < y.sum() < y.size:
             fpr, tpr, _ = roc_curve(y, sp)
             ax.plot(

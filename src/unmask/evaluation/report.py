@@ -35,7 +35,7 @@ from unmask.evaluation.tables import (  # noqa: F401  (callers import the tables
     markdown_report,
     perturbation_tables,
 )
-from unmask.metrics import binary_report, multiclass_report
+from unmask.metrics import binary_report, multiclass_report, p_fake
 
 
 # --- data -------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def evaluate(
         else:
             proba = score_rows(predictor, df, p, None, batch_size, seed, progress, feature_cache)
         all_proba[p.name] = proba
-        s = 1.0 - proba[:, 0]
+        s = p_fake(proba)
         entry: dict[str, Any] = {
             "pooled": group_table(labels, s, threshold, n_boot, seed),
             "per_source": {
@@ -257,7 +257,7 @@ def write_report(
                 "source": df["source"],
                 "group": df["group"],
                 "perturbation": name,
-                "p_fake": 1.0 - pr[:, 0],
+                "p_fake": p_fake(pr),
             }
         )
         for i, c in enumerate(classes):

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from unmask import metrics
 from unmask.data.extract import Face
 from unmask.errors import UnmaskError
 from unmask.inference.predictor import InputNeeds, Predictor, Scores, faces_from
@@ -162,7 +163,7 @@ class CompositePredictor:
 
     def member_p_fake(self, faces: Sequence[Face]) -> np.ndarray:
         """(N, M) uncalibrated P(fake) of every member, in fusion order."""
-        cols = [1.0 - np.asarray(p.predict(faces).proba)[:, 0] for p in self.members.values()]
+        cols = [metrics.p_fake(p.predict(faces).proba) for p in self.members.values()]
         return np.stack(cols, axis=1) if cols else np.zeros((len(faces), 0))
 
     def predict(self, faces: Sequence[Face]) -> Scores:

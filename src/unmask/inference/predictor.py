@@ -29,6 +29,7 @@ import numpy as np
 from unmask.data.extract import Face
 from unmask.data.spec import PreprocessSpec
 from unmask.data.tiles import TileSpec
+from unmask.metrics import p_fake as p_fake  # re-exported: defined once, in metrics
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,3 @@ def faces_from(
     if len(landmarks) != len(crops):
         raise ValueError(f"got {len(landmarks)} landmark arrays for {len(crops)} crops")
     return [Face(c, lm) for c, lm in zip(crops, landmarks, strict=True)]
-
-
-def p_fake(proba: np.ndarray) -> np.ndarray:
-    """P(fake) = 1 - P(real): the score every binary metric and verdict uses."""
-    return 1.0 - np.asarray(proba)[:, 0]

@@ -85,6 +85,7 @@ def train_classical(cfg: TrainConfig, progress: bool = True, jobs: int = 2) -> P
         best_threshold,
         binary_report,
         multiclass_report,
+        p_fake,
         roc_auc,
     )
     from unmask.training.rows import select_rows
@@ -162,8 +163,8 @@ def train_classical(cfg: TrainConfig, progress: bool = True, jobs: int = 2) -> P
     if len(va):
         proba_va = model.predict_proba_features(f_va)
         yb_va = (y_va > 0).astype(np.int64)
-        threshold, rule = best_threshold(yb_va, 1.0 - proba_va[:, 0])
-        val_metrics = binary_report(yb_va, 1.0 - proba_va[:, 0], threshold, n_boot=200)
+        threshold, rule = best_threshold(yb_va, p_fake(proba_va))
+        val_metrics = binary_report(yb_va, p_fake(proba_va), threshold, n_boot=200)
         if k == 3:
             val_metrics["multiclass"] = multiclass_report(y_va, proba_va, classes)
     else:
@@ -171,7 +172,7 @@ def train_classical(cfg: TrainConfig, progress: bool = True, jobs: int = 2) -> P
     if not val_ok:
         notes.append("validation holds fewer than two classes: default hyper-parameters")
     proba_tr = model.predict_proba_features(f_tr)
-    train_auc = roc_auc((y_tr > 0).astype(np.int64), 1.0 - proba_tr[:, 0])
+    train_auc = roc_auc((y_tr > 0).astype(np.int64), p_fake(proba_tr))
 
     preprocess, note = read_prepare_spec(cfg.data.manifest)
     if note:
