@@ -168,3 +168,70 @@ def test_training_and_inference_normalise_tiles_alike(models):
     (face,) = _faces(pred.spec, n=1)
     x_train, _, _ = TileFaceDataset(face.tiles[TILES][None], [1])[0]
     assert torch.equal(x_train, pred.network_inputs([face]).x)
+
+
+def _kept_result(face: Face, driver: str | None = None):
+    """A detection result that kept its crop and stage-1 face (what explain is given)."""
+    from unmask.inference.detect import FaceResult, FileResult
+
+    fr = FaceResult(
+        frame=-1,
+        face_index=0,
+        box=list(BOX),
+        det_score=None,
+        p_fake=0.5,
+        probs={"real": 0.5, "fake": 0.5},
+        verdict="fake",
+        driver=driver,
+        crop=face.crop,
+        face=face,
+    )
+    return FileResult("face.png", "image", "ok", "fake", 0.5, faces=[fr])
+
+
+def test_a_composite_is_explained_by_its_driving_tile_member_on_its_tiles(models):
+    from types import SimpleNamespace
+
+    from unmask.inference.explain import cams_for_faces, scored_face
+    from unmask.serving.engine import explaining_member
+
+    crop, tile = _predictor(models["crop"]), _predictor(models["tile"])
+    combo = SimpleNamespace(meta={"kind": "composite"}, members={"crop": crop, "artifact": tile})
+    res = _kept_result(_faces(tile.spec, n=1)[0], driver="artifact")
+    name, member = explaining_member(combo, res.faces[0].driver)
+    assert (name, member) == ("artifact", tile)
+    cams = cams_for_faces(member, [scored_face(res.faces[0])])
+    where = tile.network_inputs([res.faces[0].face]).where
+    inside = np.zeros(cams.shape[-2:], bool)
+    for x0, y0, x1, y1 in np.rint(where).astype(int):
+        inside[max(y0, 0) : y1, max(x0, 0) : x1] = True
+    assert cams[..., inside].sum() > 0 and not cams[..., ~inside].any()
+    assert explaining_member(combo, "crop") == ("crop", crop)
+
+
+def test_explain_result_draws_a_tile_member_and_the_json_drops_the_kept_face(models, tmp_path):
+    from PIL import Image
+
+    from unmask.inference.explain import explain_result
+
+    tile = _predictor(models["tile"])
+    res = _kept_result(_faces(tile.spec, n=1)[0])
+    (path,) = explain_result(res, tile, tmp_path)
+    size = tile.spec.crop_size
+    assert Image.open(path).size == (3 * size, size)  # the crop and one map per class
+    assert "face" not in res.to_dict()["faces"][0]
+
+
+def test_a_composite_says_what_each_member_scores(models):
+    from types import SimpleNamespace
+
+    from unmask.inference.composite import CompositePredictor
+
+    crop, tile = _predictor(models["crop"]), _predictor(models["tile"])
+    combo = SimpleNamespace(members={"crop": crop, "artifact": tile})
+    faces = _faces(tile.spec, n=2)
+    got = CompositePredictor.network_inputs(combo, faces)
+    assert list(got) == ["crop", "artifact"]
+    assert torch.equal(got["crop"].x, crop.network_inputs(faces).x)
+    assert torch.equal(got["artifact"].x, tile.network_inputs(faces).x)
+    assert len(got["artifact"]) == 2 * TILES.count

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -160,6 +161,11 @@ class CompositePredictor:
         """(N, M) whether each member may score each face (`tile_usable`)."""
         sizes = [tile_size(p) for p in self.members.values()]
         return tile_usable(sizes, [f.image_size for f in faces], [f.box_side for f in faces])
+
+    def network_inputs(self, faces: Sequence[Face]) -> dict[str, Any]:
+        """What each member's network scores for the faces: {member name: NetworkInputs}
+        (each member's `predict`, which the fusion combines, scores exactly its own)."""
+        return {name: p.network_inputs(faces) for name, p in self.members.items()}
 
     def member_p_fake(self, faces: Sequence[Face]) -> np.ndarray:
         """(N, M) uncalibrated P(fake) of every member, in fusion order."""

@@ -61,30 +61,26 @@ class _LockedPredictor:
 
 
 def explain_kind(predictor) -> str | None:
-    """`"gradcam"` for CNNs and for composites with a CNN member on resized crops,
-    `"spectrum"` for classical models, None otherwise."""
+    """`"gradcam"` for CNNs and for composites with a CNN member, `"spectrum"` for
+    classical models, None otherwise."""
     if predictor_kind(predictor).has_members:
-        return "gradcam" if crop_cnn_members(predictor) else None
+        return "gradcam" if cnn_members(predictor) else None
     return predictor_kind(predictor).explain
 
 
-def crop_cnn_members(predictor) -> dict[str, Any]:
-    """A composite's CNN members that score the resized crop (a tile member's Grad-CAM on
-    the crop would explain an input it never scored)."""
-    return {
-        n: m
-        for n, m in predictor.members.items()
-        if predictor_kind(m).network and not m.needs.tiles
-    }
+def cnn_members(predictor) -> dict[str, Any]:
+    """A composite's CNN members: Grad-CAM explains each on what it scored (the resized
+    crop, or its native-pixel tiles pasted back where they were in the crop)."""
+    return {n: m for n, m in predictor.members.items() if predictor_kind(m).network}
 
 
 def explaining_member(predictor, driver: str | None) -> tuple[str | None, Any]:
     """(name, predictor) whose Grad-CAM explains a face: the model itself, or for a
-    composite the member that drove the face's score when it scores crops, else the first
-    member that does."""
+    composite the member that drove the face's score when it is a CNN, else the first CNN
+    member."""
     if not predictor_kind(predictor).has_members:
         return None, predictor
-    members = crop_cnn_members(predictor)
+    members = cnn_members(predictor)
     name = driver if driver in members else next(iter(members))
     return name, members[name]
 
@@ -236,11 +232,11 @@ class Engine:
         f = res.faces[face]
         with self.model_lock:
             if self.explain == "gradcam":
-                from unmask.inference.explain import cams_for_crops
+                from unmask.inference.explain import cams_for_faces, scored_face
                 from unmask.inference.gradcam import overlay
 
                 member, target = explaining_member(self.predictor, f.driver)
-                cams = cams_for_crops(target, [f.crop], [f.landmarks])
+                cams = cams_for_faces(target, [scored_face(f)])
                 tiles = [f.crop] + [overlay(f.crop, cams[0, c]) for c in range(cams.shape[1])]
                 return png_bytes(np.concatenate(tiles, axis=1)), f, member
             from unmask.inference.explain import _spectrum_figure

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from unmask.data.spec import PreprocessSpec
-from unmask.inference.predictor import CropPredictor
+from unmask.inference.predictor import CropPredictor, Scores, faces_from
 
 
 class BrightnessPredictor(CropPredictor):
@@ -52,8 +52,9 @@ class BrightnessPredictor(CropPredictor):
 
 class TinyCamPredictor(CropPredictor):
     """A CNN-shaped stand-in (untrained 3x3 conv + linear head, fixed seed) so Grad-CAM
-    paths run without a trained model: `model.gradcam_layers()` and `preprocess(crops)`
-    are what `unmask.inference.explain.cams_for_crops` needs. Needs torch."""
+    paths run without a trained model: `model.gradcam_layers()` and `network_inputs(faces)`
+    (the tensor it scores) are what `unmask.inference.explain.cams_for_faces` needs.
+    Needs torch."""
 
     def __init__(self, crop_size: int = 64) -> None:
         import torch
@@ -89,11 +90,22 @@ class TinyCamPredictor(CropPredictor):
 
         return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
 
-    def predict_proba(self, crops: Sequence[np.ndarray], landmarks=None) -> np.ndarray:
+    def network_inputs(self, faces):
+        from unmask.inference.network_inputs import whole_crops
+
+        return whole_crops(self.preprocess([f.crop for f in faces]), len(faces))
+
+    def predict(self, faces) -> Scores:
         import torch
 
+        if not faces:
+            return Scores(np.zeros((0, 2), np.float32), [])
         with torch.no_grad():
-            return torch.softmax(self.model(self.preprocess(crops)), 1).numpy()
+            proba = torch.softmax(self.model(self.network_inputs(faces).x), 1).numpy()
+        return Scores(proba, [None] * len(faces))
+
+    def predict_proba(self, crops: Sequence[np.ndarray], landmarks=None) -> np.ndarray:
+        return self.predict(faces_from(crops, landmarks)).proba
 
     def embed(self, crops: Sequence[np.ndarray], landmarks=None) -> np.ndarray:
         import torch
