@@ -27,21 +27,16 @@ import numpy as np
 from unmask.data.extract import Face
 from unmask.errors import UnmaskError
 from unmask.inference.loader import load_predictor, saved_needs
-from unmask.inference.predictor import Predictor, Scores
-from unmask.modelfile import model_to_json, read_saved_model
+from unmask.inference.predictor import Predictor, SavedPredictor, Scores
+from unmask.modelfile import read_saved_model
 
 
-class BackgroundPredictor:
+class BackgroundPredictor(SavedPredictor):
     def __init__(
         self, model_dir: str | Path, device: str = "cpu", runtime: str | None = None
     ) -> None:
-        self.model_dir = Path(model_dir)
-        saved = read_saved_model(self.model_dir)
-        self.meta = model_to_json(saved)
-        self.classes = saved.classes
-        self.spec = saved.preprocess
-        self.threshold = saved.threshold
-        self.needs = saved_needs(self.model_dir, saved)
+        super().__init__(model_dir, read_saved_model(model_dir))
+        self.needs = saved_needs(self.model_dir, self.saved)
         self._loaded: Predictor | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(

@@ -17,11 +17,11 @@ import numpy as np
 from unmask.data.extract import Face
 from unmask.errors import UnmaskError
 from unmask.inference.network_inputs import NetworkInputs, whole_crops
-from unmask.inference.predictor import CropPredictor, Scores, faces_from
-from unmask.modelfile import SavedModel, model_to_json
+from unmask.inference.predictor import CropPredictor, SavedPredictor, Scores, faces_from
+from unmask.modelfile import SavedModel
 
 
-class ClassicalPredictor(CropPredictor):
+class ClassicalPredictor(CropPredictor, SavedPredictor):
     def __init__(self, model_dir: str | Path, saved: SavedModel) -> None:
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
@@ -32,12 +32,7 @@ class ClassicalPredictor(CropPredictor):
         from unmask.modelfile import weights_path
 
         assert saved.features is not None and saved.head is not None  # schema: classical
-        self.model_dir = Path(model_dir)
-        self.saved = saved
-        self.meta = model_to_json(saved)
-        self.classes = saved.classes
-        self.spec = saved.preprocess
-        self.threshold = saved.threshold
+        super().__init__(model_dir, saved)
         self.kind = saved.features.kind
         self.size = saved.features.size
         check_saved(saved.detector.name, "classical", {})  # options were for training only

@@ -35,8 +35,8 @@ import numpy as np
 from unmask import metrics
 from unmask.data.extract import Face
 from unmask.errors import UnmaskError
-from unmask.inference.predictor import InputNeeds, Predictor, Scores, faces_from
-from unmask.modelfile import Fusion, SavedModel, model_to_json
+from unmask.inference.predictor import InputNeeds, Predictor, SavedPredictor, Scores, faces_from
+from unmask.modelfile import Fusion, SavedModel
 
 _EPS = 1e-6
 
@@ -124,7 +124,7 @@ def tile_size(predictor: Predictor) -> int:
     return max((t.size for t in predictor.needs.tiles), default=0)
 
 
-class CompositePredictor:
+class CompositePredictor(SavedPredictor):
     def __init__(
         self, model_dir: str | Path, saved: SavedModel, load_member: Callable[[Path], Predictor]
     ) -> None:
@@ -134,12 +134,7 @@ class CompositePredictor:
         from unmask.modelfile import member_dir
 
         assert saved.fusion is not None  # schema: composite
-        self.model_dir = Path(model_dir)
-        self.saved = saved
-        self.meta = model_to_json(saved)
-        self.classes = saved.classes
-        self.spec = saved.preprocess
-        self.threshold = saved.threshold
+        super().__init__(model_dir, saved)
         self.fusion = saved.fusion
         self.members: dict[str, Predictor] = {}
         for m in saved.fusion.members:

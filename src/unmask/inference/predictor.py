@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -99,6 +100,22 @@ class CropPredictor:
             return Scores(np.zeros((0, len(self.classes))), [])
         inp = self.network_inputs(faces)
         return Scores(np.asarray(self.predict_proba(inp.x, inp.landmarks)), [None] * len(faces))
+
+
+class SavedPredictor:
+    """Base of the predictors of a saved model: what each holds, set from its SavedModel
+    in one place (its folder, the SavedModel, model.json as a dict, classes, the face
+    finder and crop spec its input starts from, the verdict threshold)."""
+
+    def __init__(self, model_dir: str | Path, saved: Any) -> None:
+        from unmask.modelfile import model_to_json
+
+        self.model_dir = Path(model_dir)
+        self.saved = saved
+        self.meta = model_to_json(saved)
+        self.classes = saved.classes
+        self.spec = saved.preprocess
+        self.threshold = saved.threshold
 
 
 def faces_from(

@@ -36,11 +36,11 @@ from unmask.data.normalize import landmarks_array, normalize_tiles, resize_rgb
 from unmask.errors import UnmaskError
 from unmask.inference.fast_eval import fast_copy, to_channels_last
 from unmask.inference.network_inputs import NetworkInputs, tile_rows, whole_crops
-from unmask.inference.predictor import InputNeeds, Scores, faces_from
-from unmask.modelfile import SavedModel, model_to_json
+from unmask.inference.predictor import InputNeeds, SavedPredictor, Scores, faces_from
+from unmask.modelfile import SavedModel
 
 
-class TorchPredictor:
+class TorchPredictor(SavedPredictor):
     def __init__(
         self,
         model_dir: str | Path,
@@ -61,12 +61,7 @@ class TorchPredictor:
         from unmask.modelfile import weights_path
 
         assert saved.input is not None  # the schema guarantees it for kind "torch"
-        self.model_dir = Path(model_dir)
-        self.saved = saved
-        self.meta = model_to_json(saved)
-        self.classes = saved.classes
-        self.spec = saved.preprocess
-        self.threshold = saved.threshold
+        super().__init__(model_dir, saved)
         self.input_size = saved.input.size
         self.mean, self.std = saved.input.mean, saved.input.std
         self.tile_spec = saved.input.tiles
