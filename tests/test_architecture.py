@@ -167,3 +167,22 @@ def test_the_import_graph_of_unmask_has_no_cycle():
     graph = {m: set(g.find_modules_directly_imported_by(m)) for m in g.modules}
     assert graph["unmask.inference.loader"]  # the graph holds the package's imports
     assert import_cycles(graph) == []
+
+
+def test_the_loader_table_has_every_kind_the_schema_admits():
+    """A kind model.json may hold but the loader does not know would fail at load time."""
+    import typing
+
+    from unmask.inference.loader import KINDS, predictor_kind
+    from unmask.modelfile.schema import SavedModel
+
+    kinds = set(typing.get_args(typing.get_type_hints(SavedModel)["kind"]))
+    assert kinds == set(KINDS)
+    assert all(KINDS[k].load is not None for k in kinds)
+    # the capabilities callers ask for, as the kinds had them when callers switched on names
+    assert [k for k in KINDS if KINDS[k].network] == ["torch"]
+    assert [k for k in KINDS if KINDS[k].has_members] == ["composite"]
+    assert [k for k in KINDS if not KINDS[k].member] == ["composite"]
+    assert predictor_kind("classical").feature_cache
+    assert predictor_kind("standin") == predictor_kind(object())  # a stand-in: nothing
+    assert not predictor_kind("standin").network and predictor_kind("standin").explain is None
