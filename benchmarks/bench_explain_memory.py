@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the test doubles (tests/doubles) ship in no wheel
 IMAGE = REPO / "examples" / "astronaut.jpg"
 
 
@@ -61,7 +62,7 @@ def main() -> int:
 
     import httpx
 
-    from unmask.serving.testing import free_port
+    from doubles.serving import free_port
 
     port = free_port()
     cmd = [sys.executable, __file__, "--serve-port", str(port)]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +24,9 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from unmask.provenance import read_provenance
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the test doubles (tests/doubles) ship in no wheel
 
 
 def _files(d: Path) -> dict[str, Path]:
@@ -42,7 +46,7 @@ def _files(d: Path) -> dict[str, Path]:
     files["png 640x480, SD parameters"] = d / "sd.png"
     small.save(files["png 640x480, SD parameters"], pnginfo=info)
     try:
-        from unmask.provenance.testing import sign_image, throwaway_chain
+        from doubles.provenance import sign_image, throwaway_chain
 
         buf = io.BytesIO()
         small.save(buf, "JPEG", quality=90)

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the test doubles (tests/doubles) ship in no wheel
 IMAGE = REPO / "examples" / "astronaut.jpg"
 
 
@@ -41,7 +42,7 @@ def serve(port: int, model: str | None, standin: bool, threads: int) -> None:
     from unmask.serving.app import create_app
 
     if standin:
-        from unmask.serving.testing import BrightnessPredictor
+        from doubles.serving import BrightnessPredictor
 
         predictor, model_dir = BrightnessPredictor(), None
     else:
@@ -150,8 +151,8 @@ def main() -> None:
         serve(args.serve, args.model, args.standin, args.threads)
         return
 
+    from doubles.serving import free_port
     from unmask.inference.saved_model import MODEL_JSON, default_model_dir
-    from unmask.serving.testing import free_port
 
     if not args.standin and not args.model and not (default_model_dir() / MODEL_JSON).is_file():
         print("no shipped model yet: benchmarking the stand-in (--standin)", file=sys.stderr)

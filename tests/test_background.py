@@ -9,11 +9,11 @@ import os
 import numpy as np
 import pytest
 
+from doubles.models import tiny_torch_model
 from unmask.data.tiles import TileSpec
 from unmask.errors import UnmaskError
 from unmask.inference.background import BackgroundPredictor
 from unmask.inference.loader import load_predictor, saved_needs
-from unmask.inference.testing import tiny_torch_model
 from unmask.modelfile import WEIGHTS_FILE, default_model_dir, read_saved_model
 
 

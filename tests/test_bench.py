@@ -33,8 +33,8 @@ def test_ece_hand_made():
 
 @pytest.fixture(scope="module")
 def bench_setup(tmp_path_factory):
+    from doubles.models import tiny_torch_model
     from unmask.evaluation.compose import compose_models
-    from unmask.inference.testing import tiny_torch_model
 
     root = tmp_path_factory.mktemp("bench")
     man = make_manifest(root / "d", {"val": 8, "test": 8}, sources=("a", "b"), size=64)

@@ -81,7 +81,7 @@ def write_manifest(root, rows: list[dict], preprocess: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def members(tmp_path_factory) -> tuple[Path, Path]:
-    from unmask.inference.testing import tiny_torch_model
+    from doubles.models import tiny_torch_model
 
     root = tmp_path_factory.mktemp("members")
     return (

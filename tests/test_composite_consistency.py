@@ -99,8 +99,8 @@ def _standardised(combo: Path, manifest: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_composite(tmp_path_factory) -> Path:
+    from doubles.models import tiny_torch_model
     from unmask.evaluation.compose import compose_models
-    from unmask.inference.testing import tiny_torch_model
 
     root = tmp_path_factory.mktemp("tiny_composite")
     artifact = tiny_torch_model(root / "artifact", tiles=TILES, seed=2, spec=SPEC)

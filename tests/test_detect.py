@@ -109,7 +109,7 @@ def test_provenance_beside_an_unchanged_pixel_score(inputs, capsys, tmp_path):
 
     from PIL import PngImagePlugin
 
-    from unmask.provenance.testing import sign_image, throwaway_chain
+    from doubles.provenance import sign_image, throwaway_chain
 
     plain = inputs["one"].read_bytes()
     (tmp_path / "plain.jpg").write_bytes(plain)

@@ -31,7 +31,7 @@ def own_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
-    from unmask.inference.testing import tiny_torch_model
+    from doubles.models import tiny_torch_model
 
     root = tmp_path_factory.mktemp("models")
     return {

@@ -97,8 +97,8 @@ def test_predictor_scores_with_the_fast_copy(tmp_path) -> None:
     network as trained on the same preprocessed crops."""
     from safetensors.torch import load_file, save_file
 
+    from doubles.models import tiny_torch_model
     from unmask.inference.loader import load_predictor
-    from unmask.inference.testing import tiny_torch_model
     from unmask.modelfile import WEIGHTS_FILE
 
     d = tiny_torch_model(tmp_path / "m")
@@ -132,9 +132,9 @@ def test_the_shipped_members_score_with_folded_copies() -> None:
 def test_predictor_preprocess_is_training_preprocess_in_nhwc(tmp_path) -> None:
     """The predictor normalises the batch in channels-last memory; the values are exactly
     those of `resize_normalize`, which training uses, crop by crop."""
+    from doubles.models import tiny_torch_model
     from unmask.data.normalize import resize_normalize
     from unmask.inference.loader import load_predictor
-    from unmask.inference.testing import tiny_torch_model
 
     pred = load_predictor(tiny_torch_model(tmp_path / "m"))
     rng = np.random.default_rng(1)

@@ -266,9 +266,9 @@ def test_serve_on_a_busy_port_is_one_line(capsys):
 
 
 def test_fifo_named_weights_is_not_a_regular_file(tmp_path):
+    from doubles.models import tiny_torch_model
     from unmask.errors import UnmaskError
     from unmask.inference.loader import load_predictor
-    from unmask.inference.testing import tiny_torch_model
 
     model = tiny_torch_model(tmp_path / "m")
     (model / "weights.safetensors").unlink()

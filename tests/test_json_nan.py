@@ -34,8 +34,8 @@ def test_json_clean_turns_nan_and_inf_into_null():
 
 def _nan_model():
     """A stand-in whose P(fake) is NaN (a broken model): the JSON must still be valid."""
+    from doubles.serving import BrightnessPredictor
     from unmask.data.spec import PreprocessSpec
-    from unmask.serving.testing import BrightnessPredictor
 
     class Nan(BrightnessPredictor):
         def predict_proba(self, crops, landmarks=None):

@@ -41,7 +41,7 @@ sys.addaudithook(_audit)
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    from unmask.inference.testing import tiny_torch_model
+    from doubles.models import tiny_torch_model
 
     return tiny_torch_model(tmp_path_factory.mktemp("tiny") / "model")
 

@@ -81,7 +81,7 @@ def _both(d: Path):
 
 @pytest.mark.parametrize("tiles", [None, TileSpec(32, 4)], ids=["crop", "tiles"])
 def test_tiny_models_score_the_same_on_both_runtimes(tmp_path, cache, tiles):
-    from unmask.inference.testing import tiny_torch_model
+    from doubles.models import tiny_torch_model
 
     d = _with_batchnorm_stats(tiny_torch_model(tmp_path / "m", tiles=tiles))
     onnx, torch_ = _both(d)
@@ -102,9 +102,9 @@ def test_lite0_shaped_member_scores_the_same(tmp_path, cache):
     import torch
     from safetensors.torch import save_file
 
+    from doubles.models import TINY_SPEC
     from unmask.data.normalize import IMAGENET_MEAN, IMAGENET_STD
     from unmask.detectors.cnn import build_cnn
-    from unmask.inference.testing import TINY_SPEC
     from unmask.modelfile import WEIGHTS_FILE, new_saved_model, write_saved_model
 
     torch.manual_seed(0)
@@ -139,8 +139,8 @@ def test_lite0_shaped_member_scores_the_same(tmp_path, cache):
 
 
 def test_second_load_hits_the_cache_and_a_tampered_graph_is_rebuilt(tmp_path, cache):
+    from doubles.models import tiny_torch_model
     from unmask.inference.loader import load_predictor
-    from unmask.inference.testing import tiny_torch_model
 
     d = tiny_torch_model(tmp_path / "m")
     first = load_predictor(d)  # auto: ONNX Runtime on the CPU
@@ -175,9 +175,9 @@ def _relabel(record: Path, graph: Path, data: bytes) -> None:
 
 
 def test_a_consistent_but_foreign_cached_graph_is_refused(tmp_path, cache, monkeypatch):
+    from doubles.models import tiny_torch_model
     from unmask.inference import onnx_runtime
     from unmask.inference.loader import load_predictor
-    from unmask.inference.testing import tiny_torch_model
 
     d = tiny_torch_model(tmp_path / "m")
     load_predictor(d)
@@ -202,9 +202,9 @@ def test_a_consistent_but_foreign_cached_graph_is_refused(tmp_path, cache, monke
 
 
 def test_unusable_graphs_fall_back_to_torch_with_a_warning(tmp_path, cache, monkeypatch):
+    from doubles.models import tiny_torch_model
     from unmask.inference import onnx_runtime
     from unmask.inference.loader import load_predictor
-    from unmask.inference.testing import tiny_torch_model
 
     d = tiny_torch_model(tmp_path / "m")
 
@@ -220,8 +220,8 @@ def test_unusable_graphs_fall_back_to_torch_with_a_warning(tmp_path, cache, monk
 
 
 def test_a_cache_folder_that_takes_no_files_keeps_the_graph_in_memory(tmp_path, monkeypatch):
+    from doubles.models import tiny_torch_model
     from unmask.inference.loader import load_predictor
-    from unmask.inference.testing import tiny_torch_model
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
@@ -372,8 +372,8 @@ def test_help_stays_light():
 def test_detect_says_when_a_member_falls_back_to_torch(tmp_path, cache, monkeypatch, capsys):
     """The model loads in a thread with stderr silenced (MediaPipe's C++ chatter); the
     fall-back warning is said after it, once."""
+    from doubles.models import tiny_torch_model
     from unmask.inference import onnx_runtime
-    from unmask.inference.testing import tiny_torch_model
 
     def broken(model, example):
         raise RuntimeError("no exporter here")

@@ -52,13 +52,13 @@ def _timed(source, **kw) -> Provenance:
 @pytest.fixture(scope="module")
 def chain():
     pytest.importorskip("c2pa", reason="c2pa-python (the `provenance` extra) not installed")
-    from unmask.provenance.testing import throwaway_chain
+    from doubles.provenance import throwaway_chain
 
     return throwaway_chain()
 
 
 def _signed(chain, fmt: str = "JPEG", a: np.ndarray | None = None, **kw) -> bytes:
-    from unmask.provenance.testing import sign_image
+    from doubles.provenance import sign_image
 
     mime = {"JPEG": "image/jpeg", "PNG": "image/png"}[fmt]
     return sign_image(_encode(_image() if a is None else a, fmt), mime, chain, **kw)
@@ -172,7 +172,7 @@ def test_video_best_effort(chain, tmp_path):
     """An MP4's store (a uuid box) is read as well; a changed byte of its frames is caught."""
     import cv2
 
-    from unmask.provenance.testing import sign_image
+    from doubles.provenance import sign_image
 
     w = cv2.VideoWriter(str(tmp_path / "c.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 64))
     for i in range(10):

@@ -58,8 +58,8 @@ def test_index_of_a_composite_names_its_members(tmp_path, capsys):
 
 def test_similar_on_a_folder_is_one_line(tmp_path, rng, capsys):
     """`unmask similar IDX some_folder` ended in StopIteration (issue 24)."""
+    from doubles.models import tiny_torch_model
     from unmask.cli import main
-    from unmask.inference.testing import tiny_torch_model
 
     model = tiny_torch_model(tmp_path / "model")
     emb = rng.normal(size=(4, 8)).astype(np.float32)

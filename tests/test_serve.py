@@ -22,8 +22,8 @@ pytest.importorskip("multipart")
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from doubles.serving import BrightnessPredictor, TinyCamPredictor  # noqa: E402
 from unmask.serving.app import create_app  # noqa: E402
-from unmask.serving.testing import BrightnessPredictor, TinyCamPredictor  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "examples" / "astronaut.jpg"
@@ -117,7 +117,7 @@ def test_detect_reports_provenance_beside_the_score(client, face_jpg):
     js = client.get("/static/app.js").text
     assert "showProvenance(res.provenance)" in js and "el.textContent = p.summary" in js
     try:
-        from unmask.provenance.testing import sign_image, throwaway_chain
+        from doubles.provenance import sign_image, throwaway_chain
 
         signed = sign_image(face_jpg, "image/jpeg", throwaway_chain())
     except ImportError:

@@ -40,7 +40,7 @@ def _predictor():
         from unmask.inference.loader import load_predictor
 
         return load_predictor(shipped), shipped
-    from unmask.serving.testing import TinyCamPredictor  # untrained: exercises Grad-CAM
+    from doubles.serving import TinyCamPredictor  # untrained: exercises Grad-CAM
 
     return TinyCamPredictor(crop_size=128), None
 
@@ -66,8 +66,8 @@ def browser():
 
 
 def test_page_upload_boxes_scores_and_heatmap(browser, tmp_path):
+    from doubles.serving import live_server
     from unmask.serving.app import create_app
-    from unmask.serving.testing import live_server
 
     predictor, model_dir = _predictor()
     app = create_app(predictor, model_dir=model_dir)
@@ -139,9 +139,9 @@ def test_page_shows_content_credentials_beside_the_score(browser, tmp_path):
     """A signed upload: the verdict and score as before, and the credentials' summary on a
     line of its own beside them (issue 23); an unsigned photo shows no such line."""
     pytest.importorskip("c2pa", reason="c2pa-python (the `provenance` extra) not installed")
-    from unmask.provenance.testing import sign_image, throwaway_chain
+    from doubles.provenance import sign_image, throwaway_chain
+    from doubles.serving import BrightnessPredictor, live_server
     from unmask.serving.app import create_app
-    from unmask.serving.testing import BrightnessPredictor, live_server
 
     signed = tmp_path / "signed.jpg"
     signed.write_bytes(sign_image(ASTRONAUT.read_bytes(), "image/jpeg", throwaway_chain()))

@@ -14,9 +14,9 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
+from doubles.serving import BrightnessPredictor, live_server  # noqa: E402
 from unmask.serving.app import create_app  # noqa: E402
 from unmask.serving.guard import ENV_HEADER_TIMEOUT, PROTOCOL  # noqa: E402
-from unmask.serving.testing import BrightnessPredictor, live_server  # noqa: E402
 
 HEADER_TIMEOUT = 3.0  # leaves a clear window to see over-cap connections closed first
 MAX_CONNECTIONS = 30

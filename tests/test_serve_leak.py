@@ -18,8 +18,8 @@ pytest.importorskip("torch")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from doubles.serving import TinyCamPredictor  # noqa: E402
 from unmask.serving.app import create_app  # noqa: E402
-from unmask.serving.testing import TinyCamPredictor  # noqa: E402
 
 ASTRONAUT = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
 CROP = 128  # graph per request: over 1 MiB

@@ -18,8 +18,8 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
+from doubles.serving import BrightnessPredictor, live_server  # noqa: E402
 from unmask.serving.app import create_app  # noqa: E402
-from unmask.serving.testing import BrightnessPredictor, live_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "examples" / "astronaut.jpg"
