@@ -36,8 +36,8 @@ def load_tile_model(model_dir: Path):
     import torch
     from safetensors.torch import load_file
 
-    from unmask.data.tiles import TileSpec
     from unmask.detectors.registry import create_detector
+    from unmask.modelfile import read_saved_model, weights_path
 
     if model_dir.suffix == ".ckpt":  # a training checkpoint (screening): DIR/checkpoints/X.ckpt
         ckpt = torch.load(model_dir, map_location="cpu", weights_only=True)
@@ -54,13 +54,14 @@ def load_tile_model(model_dir: Path):
         sd = {k[len(pre) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(pre)}
         model.load_state_dict(sd)
         torch.set_grad_enabled(False)
-        return model.eval(), tile_spec(cfg), 0.5, {}
-    meta = json.loads((model_dir / "model.json").read_text())
-    det = meta["detector"]
-    model = create_detector(det["name"], num_classes=len(meta["classes"]), **det["kwargs"])
-    model.load_state_dict(load_file(model_dir / "weights.safetensors"))
+        return model.eval(), tile_spec(cfg), 0.5
+    saved = read_saved_model(model_dir)
+    model = create_detector(
+        saved.detector.name, num_classes=len(saved.classes), **saved.detector.kwargs
+    )
+    model.load_state_dict(load_file(weights_path(model_dir)))
     torch.set_grad_enabled(False)
-    return model.eval(), TileSpec(**meta["input"]["tiles"]), float(meta["threshold"]), meta
+    return model.eval(), saved.input.tiles, saved.threshold
 
 
 def tile_scores(model, tiles: np.ndarray, batch_faces: int = 32) -> tuple[np.ndarray, float]:
@@ -174,7 +175,7 @@ def main() -> None:
     tile_models = {n: load_tile_model(d) for n, d in _pairs(args.tile)}
     for p in perts:
         cache: dict = {}
-        for name, (model, spec, thr, _) in tile_models.items():
+        for name, (model, spec, thr) in tile_models.items():
             if spec not in cache:
                 cache[spec] = cached_tiles(df, spec, p, args)
             score, speed = tile_scores(model, cache[spec])

@@ -39,26 +39,25 @@ def load_model(model_dir: Path):
     from safetensors.torch import load_file
 
     from unmask.detectors.cnn import build_cnn
+    from unmask.modelfile import read_saved_model, weights_path
 
-    meta = json.loads((model_dir / "model.json").read_text())
-    det = meta["detector"]
-    model = build_cnn(
-        det["name"], num_classes=len(meta["classes"]), pretrained=False, **(det.get("kwargs") or {})
-    )
-    model.load_state_dict(load_file(str(model_dir / "weights.safetensors")), strict=True)
+    saved = read_saved_model(model_dir)
+    det = saved.detector
+    model = build_cnn(det.name, num_classes=len(saved.classes), pretrained=False, **det.kwargs)
+    model.load_state_dict(load_file(str(weights_path(model_dir))), strict=True)
     torch.set_grad_enabled(False)
-    return model.eval(), meta
+    return model.eval(), saved
 
 
-def score(model, meta, crops: list[np.ndarray], batch: int = 32) -> tuple[np.ndarray, float]:
+def score(model, saved, crops: list[np.ndarray], batch: int = 32) -> tuple[np.ndarray, float]:
     """P(fake) per crop and the model-only throughput (img/s, preprocessing excluded)."""
     import torch
 
     from unmask.metrics import p_fake
     from unmask.training.augment import resize_normalize
 
-    inp = meta["input"]
-    size, mean, std = int(inp["size"]), tuple(inp["mean"]), tuple(inp["std"])
+    inp = saved.input
+    size, mean, std = inp.size, inp.mean, inp.std
     out, model_s = [], 0.0
     for i in range(0, len(crops), batch):
         x = torch.from_numpy(
@@ -220,12 +219,12 @@ def main() -> None:
     frames, thresholds, speed = [], {}, {}
     for spec in args.model:
         name, _, d = spec.partition("=")
-        model, meta = load_model(Path(d))
-        thresholds[name] = float(meta.get("threshold", 0.5))
+        model, saved = load_model(Path(d))
+        thresholds[name] = saved.threshold
         for p in perts:
             crops = [apply(c, p, seed=i) for i, c in enumerate(clean)]
             t = time.perf_counter()
-            s, ips = score(model, meta, crops)
+            s, ips = score(model, saved, crops)
             print(
                 f"{name} {p.name}: {len(crops)} crops in {time.perf_counter() - t:.0f} s "
                 f"(model alone {ips:.1f} img/s)",

@@ -154,6 +154,9 @@ def video_table(path: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from unmask.errors import UnmaskError
+    from unmask.modelfile import read_saved_model
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="the folder train_default.sh wrote (OUT)")
     ap.add_argument("--model", default="fused", help="the bench name of the fused model")
@@ -166,28 +169,28 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = args.out
     try:
-        spec = json.loads((out / "fused" / "model.json").read_text())
+        saved = read_saved_model(out / "fused")
         none = json.loads((out / "bench-none" / "bench.json").read_text())
         jpeg = json.loads((out / "bench-jpeg90" / "bench.json").read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, UnmaskError) as exc:
         print(f"default_card: {exc}", file=sys.stderr)
         return 1
     models = [m for m in none["table"]]
-    fusion = spec["fusion"]
+    fusion = saved.fusion
     rule_file = out / "fusion_rule.json"
     criterion = "plain"
     if rule_file.is_file():
         criterion = json.loads(rule_file.read_text()).get("criterion", "plain")
     crit_text = "size-matched AUC (see below)" if criterion == "matched" else "AUC"
     matched = matched_table(none, models)
-    members = ", ".join(m["name"] for m in fusion["members"])
+    members = ", ".join(m.name for m in fusion.members)
     card = [
-        f"# unmask default model: `{spec.get('id') or 'unmask-fused'}`",
+        f"# unmask default model: `{saved.id or 'unmask-fused'}`",
         "",
         "**What it does.** Scores every face in an image or video as real or fake (`gan` and "
         "`edited` both count as fake) with P(fake), and says which member drove the score "
-        f"(`driver`). Members: {members}. P(fake) >= **{spec['threshold']:.3f}** is reported "
-        f"as fake. Threshold rule: {spec['threshold_rule']}. "
+        f"(`driver`). Members: {members}. P(fake) >= **{saved.threshold:.3f}** is reported "
+        f"as fake. Threshold rule: {saved.threshold_rule}. "
         "A first look, not a verdict: read the known failures.",
         "",
         "**Members.** `gan`: ImageNet EfficientNet-Lite0 fine-tuned on whole face crops "
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "regression on its ImageNet features: `experiments/frozen_probe.py`) and `artifact` "
         "(native-pixel tiles, `configs/artifact.yaml`).",
         "",
-        f"**Fusion.** Members and rule (`{fusion['rule']}`) are the candidate with the "
+        f"**Fusion.** Members and rule (`{fusion.rule}`) are the candidate with the "
         f"highest mean {crit_text} on val sources that its members never trained on "
         "(`experiments/fusion_rule.py`, table below); each member's P(fake) is "
         "Platt-calibrated on the val split. Regenerate with "
