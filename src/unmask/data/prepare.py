@@ -385,42 +385,20 @@ def prepare(
     `unmask.cluster.prepare.run_tasks_on_ray`)."""
     fractions, regex = _check_options(every, frames, assign_split, splits, group_regex)
     out = Path(out_dir).expanduser()
-    if out.exists() and not out.is_dir():
-        raise UnmaskError(f"output {out} exists and is not a folder")
-    items, roots = collect_inputs(inputs, unlabeled=unlabeled, out_dir=None)
     given = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-    folders = {Path(p).expanduser().resolve() for p in given if Path(p).expanduser().is_dir()}
-    _check_paths(out, items, folders)
-    if not items:
-        raise UnmaskError(f"no input files found in {', '.join(map(str, roots))}")
-    ensure_writable_dir(out)  # before any work: not after an hour of cropping
-    (out / WORK_DIR).mkdir(exist_ok=True)
+    items = _inputs_and_output(given, out, unlabeled)
 
     records, todo = _plan(items, out, spec, every, frames)
     n_reused = len(records)
-    n_problem = sum(1 for it in items if it.problem is not None)
+    done = n_reused + sum(1 for it in items if it.problem is not None)
     say = log or (lambda msg: print(msg, file=sys.stderr))
     if n_reused:
         say(f"resuming: {n_reused} input(s) already done in {out}, {len(todo)} to do")
     run_tasks = executor or _run_tasks
-    run_tasks(
-        todo,
-        spec,
-        max(int(workers), 1),
-        progress,
-        records,
-        total=len(items),
-        done=n_reused + n_problem,
-    )
+    run_tasks(todo, spec, max(int(workers), 1), progress, records, total=len(items), done=done)
 
     manifest_rows, rejected_rows = _table_rows(items, records, regex)
-    if assign_split is not None:
-        for r in manifest_rows:
-            r["split"] = assign_split
-    elif manifest_rows:
-        from unmask.data.splits import assign_splits
-
-        manifest_rows = assign_splits(manifest_rows, fractions, seed)
+    manifest_rows = _with_splits(manifest_rows, assign_split, fractions, seed)
     manifest_path, rejected_path = _write_tables(out, fmt, manifest_rows, rejected_rows)
     if txt:
         _write_txt(out, manifest_rows, binary)
@@ -438,9 +416,8 @@ def prepare(
         "txt": txt,
         "binary": binary,
     }
-    _write_meta(out, spec, options, summary[-1], len(manifest_rows))
-
     total = summary[-1]
+    _write_meta(out, spec, options, total, len(manifest_rows))
     result = PrepareResult(
         manifest_path=manifest_path,
         rejected_path=rejected_path,
@@ -456,6 +433,37 @@ def prepare(
     if print_summary:
         print(format_summary(summary))
     return result
+
+
+def _inputs_and_output(given: list[Any], out: Path, unlabeled: bool) -> list[Input]:
+    """The inputs, once the output folder is known to be usable: not a file, not inside an
+    input folder (nor holding one), writable (checked before any work, not after an hour of
+    cropping); its work folder made."""
+    if out.exists() and not out.is_dir():
+        raise UnmaskError(f"output {out} exists and is not a folder")
+    items, roots = collect_inputs(given, unlabeled=unlabeled, out_dir=None)
+    folders = {Path(p).expanduser().resolve() for p in given if Path(p).expanduser().is_dir()}
+    _check_paths(out, items, folders)
+    if not items:
+        raise UnmaskError(f"no input files found in {', '.join(map(str, roots))}")
+    ensure_writable_dir(out)
+    (out / WORK_DIR).mkdir(exist_ok=True)
+    return items
+
+
+def _with_splits(
+    rows: list[dict[str, Any]], assign_split: str | None, fractions, seed: int
+) -> list[dict[str, Any]]:
+    """The rows with their `split`: `assign_split` for all, else grouped and stratified."""
+    if assign_split is not None:
+        for r in rows:
+            r["split"] = assign_split
+        return rows
+    if not rows:
+        return rows
+    from unmask.data.splits import assign_splits
+
+    return assign_splits(rows, fractions, seed)
 
 
 def _check_options(
