@@ -37,13 +37,14 @@ DATA = Path(os.environ.get("UNMASK_SHARED_DATA", REPO.parent / "shared" / "data"
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
-def files_by_source(per_source: int) -> dict[str, list[Path]]:
-    """`per_source` image files of every source in labels.csv, labels interleaved."""
+def files_by_source(per_source: int, images_only: bool = True) -> dict[str, list[Path]]:
+    """`per_source` files of every source in labels.csv (images only, unless told), labels
+    interleaved."""
     by: dict[str, dict[str, list[Path]]] = {}
     with open(DATA / "labels.csv", newline="") as fh:
         for row in csv.DictReader(fh):
             path = DATA / row["path"]
-            if path.suffix.lower() in IMAGE_EXT:
+            if path.suffix.lower() in IMAGE_EXT or not images_only:
                 by.setdefault(row["source"], {}).setdefault(row["label"], []).append(path)
     out = {}
     for source, labels in sorted(by.items()):
