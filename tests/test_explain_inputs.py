@@ -87,62 +87,52 @@ def test_tile_boxes_in_crop_are_where_cut_tiles_cut(models):
         np.testing.assert_allclose(box, want)
 
 
-def _spy_cam_inputs(monkeypatch) -> list:
+def _score_then_explain(pred, faces, monkeypatch):
+    """(what `predict` scored, every tensor Grad-CAM ran on, the maps) for `faces`."""
     from unmask.inference import gradcam
+    from unmask.inference.explain import cams_for_faces
 
-    seen = []
-    real = gradcam.class_activation_map
+    scored, cam_x = [], []
+    real_inputs, real_cam = pred.network_inputs, gradcam.class_activation_map
 
-    def spy(model, x, *args, **kwargs):
-        seen.append(x.detach().clone())
-        return real(model, x, *args, **kwargs)
+    def inputs_spy(fs):
+        scored.append(real_inputs(fs))
+        return scored[-1]
 
-    monkeypatch.setattr(gradcam, "class_activation_map", spy)
-    return seen
+    def cam_spy(model, x, *args, **kwargs):
+        cam_x.append(x.detach().clone())
+        return real_cam(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(pred, "network_inputs", inputs_spy)
+    pred.predict(faces)
+    monkeypatch.setattr(gradcam, "class_activation_map", cam_spy)
+    cams = cams_for_faces(pred, faces)
+    assert len(cam_x) == len(pred.classes)
+    return scored[0], cam_x, cams
 
 
-def _spy_scored_inputs(pred, monkeypatch) -> list:
-    seen = []
-    real = pred.network_inputs
-
-    def spy(faces):
-        inp = real(faces)
-        seen.append(inp)
-        return inp
-
-    monkeypatch.setattr(pred, "network_inputs", spy)
-    return seen
+def _tile_mask(where: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """True on the crop pixels some tile came from."""
+    inside = np.zeros(shape, bool)
+    for x0, y0, x1, y1 in np.rint(where).astype(int):
+        inside[max(y0, 0) : y1, max(x0, 0) : x1] = True
+    return inside
 
 
 def test_crop_model_cam_input_is_the_scored_input(models, monkeypatch):
-    from unmask.inference.explain import cams_for_faces
-
     pred = _predictor(models["crop"])
-    faces = _faces(pred.spec)
-    scored = _spy_scored_inputs(pred, monkeypatch)
-    pred.predict(faces)
-    cam_x = _spy_cam_inputs(monkeypatch)
-    cams = cams_for_faces(pred, faces)
+    scored, cam_x, cams = _score_then_explain(pred, _faces(pred.spec), monkeypatch)
     assert cams.shape == (3, 2, pred.input_size, pred.input_size)
-    assert len(cam_x) == len(pred.classes)
-    assert all(torch.equal(x, scored[0].x) for x in cam_x)
+    assert all(torch.equal(x, scored.x) for x in cam_x)
 
 
 def test_tile_model_cam_covers_the_face_where_its_tiles_were(models, monkeypatch):
-    from unmask.inference.explain import cams_for_faces
-
     pred = _predictor(models["tile"])
-    faces = _faces(pred.spec)
-    scored = _spy_scored_inputs(pred, monkeypatch)
-    pred.predict(faces)
-    cam_x = _spy_cam_inputs(monkeypatch)
-    cams = cams_for_faces(pred, faces)
-    assert all(torch.equal(x, scored[0].x) for x in cam_x)  # the tiles it scored
+    scored, cam_x, cams = _score_then_explain(pred, _faces(pred.spec), monkeypatch)
+    assert all(torch.equal(x, scored.x) for x in cam_x)  # the tiles it scored
     size = pred.spec.crop_size
     assert cams.shape == (3, 2, size, size)
-    inside = np.zeros((size, size), bool)
-    for x0, y0, x1, y1 in np.rint(scored[0].where[: TILES.count]).astype(int):
-        inside[max(y0, 0) : y1, max(x0, 0) : x1] = True
+    inside = _tile_mask(scored.where[: TILES.count], (size, size))  # same box for every face
     assert 0.3 < inside.mean() < 0.9  # the tiles leave parts of the crop out
     mass_inside = cams[..., inside].sum() / cams.sum()
     assert mass_inside == pytest.approx(1.0) and not cams[..., ~inside].any()
@@ -201,10 +191,7 @@ def test_a_composite_is_explained_by_its_driving_tile_member_on_its_tiles(models
     name, member = explaining_member(combo, res.faces[0].driver)
     assert (name, member) == ("artifact", tile)
     cams = cams_for_faces(member, [scored_face(res.faces[0])])
-    where = tile.network_inputs([res.faces[0].face]).where
-    inside = np.zeros(cams.shape[-2:], bool)
-    for x0, y0, x1, y1 in np.rint(where).astype(int):
-        inside[max(y0, 0) : y1, max(x0, 0) : x1] = True
+    inside = _tile_mask(tile.network_inputs([res.faces[0].face]).where, cams.shape[-2:])
     assert cams[..., inside].sum() > 0 and not cams[..., ~inside].any()
     assert explaining_member(combo, "crop") == ("crop", crop)
 
