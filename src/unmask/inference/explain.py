@@ -39,13 +39,6 @@ def cams_for_faces(predictor, faces, method: str = "gradcam") -> np.ndarray:
     return paste_tile_maps(cams, inp, faces) if tiles else cams
 
 
-def cams_for_crops(predictor, crops, landmarks=None, method: str = "gradcam") -> np.ndarray:
-    """`cams_for_faces` of crops alone (models that score the crop)."""
-    from unmask.inference.predictor import faces_from
-
-    return cams_for_faces(predictor, faces_from(crops, landmarks), method)
-
-
 def paste_tile_maps(cams: np.ndarray, inp, faces) -> np.ndarray:
     """(N, C, H, W): each face's tile maps (`cams` (B, C, s, s), row b of face
     `inp.face_of[b]`) resized onto the crop box the tile came from (`inp.where[b]`, crop
