@@ -118,7 +118,7 @@ def test_train_save_reload_identical_predictions(tiny, tmp_path):
     from unmask.inference.loader import load_predictor
     from unmask.inference.predictor import Predictor
     from unmask.inference.saved_model import read_model_json
-    from unmask.training.engine import DetectorModule, detector_spec
+    from unmask.training.engine import detector_module, detector_spec
     from unmask.training.run import train
 
     cfg = _cfg(tiny, tmp_path / "m")
@@ -149,7 +149,7 @@ def test_train_save_reload_identical_predictions(tiny, tmp_path):
     # ... equal to the best Lightning checkpoint's on the same preprocessing
     ckpt = next((out / "checkpoints").glob("best-*.ckpt"))
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    module = DetectorModule(cfg, detector_spec(cfg))
+    module = detector_module(cfg, detector_spec(cfg))
     module.load_state_dict(state["state_dict"])
     with torch.no_grad():
         ref = torch.softmax(module.eval()(pred.preprocess(crops)), 1).numpy()

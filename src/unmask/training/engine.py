@@ -35,7 +35,7 @@ from unmask.detectors.registry import DetectorInfo, resolve_name
 from unmask.errors import UnmaskError
 from unmask.labels import classes_for, label_to_index
 from unmask.metrics import p_fake, roc_auc
-from unmask.training.config import TrainConfig
+from unmask.training.config import OptimConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -78,16 +78,28 @@ def binary_metrics(proba: np.ndarray, targets: np.ndarray) -> dict[str, float]:
 
 
 class DetectorModule(L.LightningModule):
-    """Cross-entropy training of any registered CNN detector; logs val_auc/acc/loss."""
+    """Cross-entropy training of any registered CNN detector; logs val_auc/acc/loss.
+
+    Takes what it uses, by name (`detector_module` reads them off a TrainConfig): the
+    detector, how many classes, whether its backbone starts from the `pretrained` extra's
+    weights, the optimiser settings, the epoch count the LR schedule spans."""
 
     def __init__(
-        self, cfg: TrainConfig, spec: DetectorSpec, class_weights: list[float] | None = None
+        self,
+        spec: DetectorSpec,
+        *,
+        num_classes: int,
+        pretrained: bool,
+        optim: OptimConfig,
+        max_epochs: int,
+        channels_last: bool = False,
+        class_weights: list[float] | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters({"config": to_dict(cfg)})  # logged, never read back
-        self.cfg = cfg
-        self.model = spec.build(cfg.data.num_classes, pretrained=cfg.detector.pretrained)
-        self.channels_last = cfg.trainer.channels_last
+        self.optim = optim
+        self.max_epochs = max_epochs
+        self.model = spec.build(num_classes, pretrained=pretrained)
+        self.channels_last = channels_last
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.needs_landmarks = spec.info.needs_landmarks
@@ -138,7 +150,7 @@ class DetectorModule(L.LightningModule):
         self._val_y.clear()
 
     def configure_optimizers(self):
-        o = self.cfg.optim
+        o = self.optim
         params = [p for p in self.parameters() if p.requires_grad]
         if o.optimizer == "sgd":
             opt = torch.optim.SGD(
@@ -149,10 +161,29 @@ class DetectorModule(L.LightningModule):
         if o.schedule == "none" and o.warmup_epochs <= 0:
             return opt
         lr_lambda = make_lr_lambda(
-            o.schedule, self.cfg.trainer.max_epochs, o.warmup_epochs, o.step_size, o.gamma
+            o.schedule, self.max_epochs, o.warmup_epochs, o.step_size, o.gamma
         )
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+def detector_module(
+    cfg: TrainConfig, spec: DetectorSpec, class_weights: list[float] | None = None
+) -> DetectorModule:
+    """The training module of a run: its arguments taken from `cfg`, and the resolved config
+    logged with every checkpoint (hyper_parameters["config"]; experiments/artifact_eval.py
+    rebuilds a screened checkpoint's detector from it)."""
+    module = DetectorModule(
+        spec,
+        num_classes=cfg.data.num_classes,
+        pretrained=cfg.detector.pretrained,
+        optim=cfg.optim,
+        max_epochs=cfg.trainer.max_epochs,
+        channels_last=cfg.trainer.channels_last,
+        class_weights=class_weights,
+    )
+    module.save_hyperparameters({"config": to_dict(cfg)})
+    return module
 
 
 def make_lr_lambda(schedule: str, max_epochs: int, warmup: int, step_size: int, gamma: float):
@@ -260,7 +291,7 @@ def train_cnn(cfg: TrainConfig) -> Path:
         if cfg.data.class_weights
         else None
     )
-    module = DetectorModule(cfg, spec, class_weights=weights)
+    module = detector_module(cfg, spec, class_weights=weights)
     if spec.info.fits_input_stats and not t.resume:
         loader = dm.plain_loader("train")
         module.model.fit_input_stats(x for x, _, _ in loader)
