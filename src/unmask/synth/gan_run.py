@@ -8,7 +8,7 @@ from typing import Any
 
 from unmask.errors import UnmaskError
 from unmask.synth import common as C
-from unmask.synth.skeleton import SynthRun, _load_many, _rel_to_out
+from unmask.synth.skeleton import SynthRun, load_net
 
 
 def run_gan(
@@ -36,105 +36,48 @@ def run_gan(
 ) -> dict[str, Any]:
     """Train a WGAN-GP on the real rows of `split` (or load `generator`) and add `n` samples
     (label `gan`, split `split`, one group each)."""
-    from tqdm import tqdm
-
-    from unmask.synth.nets import load_nets, save_nets
-    from unmask.synth.train import sample, train_wgan_gp
+    from unmask.synth.train import sample
 
     if n < 1:
         raise UnmaskError(f"-n must be >= 1, got {n}")
     run = SynthRun.start(manifest, out_dir, keep)
-    out, df, spec, skipped = run.out, run.df, run.spec, run.skipped
-    sub = "gan"
-    info: dict[str, Any] = {
-        "method": "gan",
-        "manifest": str(manifest),
-        "seed": seed,
-        "split": split,
-    }
+    info = run.info("gan", seed, split=split)
     if generator:
-        nets, meta = load_nets(generator)
-        if "generator" not in nets:
-            raise UnmaskError(f"{generator}: holds no generator")
-        g = nets["generator"]
+        g, meta = load_net(generator, "generator", "generator")
         gen_path = Path(generator)
         info.update(generator=str(generator), train_s=0.0, trained_on=meta.get("train_split", "?"))
     else:
-        train_df = C.real_rows(df, [split], manifest)
-        try:
-            from unmask.synth.nets import _check_size
-
-            _check_size(size, 16)
-        except ValueError as exc:
-            raise UnmaskError(f"--size: {exc}") from None
-        imgs, _, _ = _load_many(list(train_df["abs_path"]), size, skipped, list(train_df["path"]))
-        if len(imgs) < 2:
-            raise UnmaskError(
-                f"{manifest}: need at least 2 readable real crops in split {split}, got {len(imgs)}"
-            )
-        g, d, hist = train_wgan_gp(
-            imgs,
-            size,
-            steps,
-            batch_size,
-            n_critic,
-            lr,
-            gp_weight,
-            z_dim,
-            width,
-            seed,
-            device,
-            out / sub / "training",
-            ckpt_every,
-            sample_every,
-            resume,
-            progress,
+        wgan = dict(
+            size=size,
+            steps=steps,
+            batch_size=batch_size,
+            n_critic=n_critic,
+            lr=lr,
+            gp_weight=gp_weight,
+            z_dim=z_dim,
+            width=width,
+            seed=seed,
+            device=device,
+            ckpt_every=ckpt_every,
+            sample_every=sample_every,
+            resume=resume,
+            progress=progress,
         )
-        gen_path = save_nets(
-            out / sub / "generator.safetensors",
-            {"generator": g},
-            {"train_split": split, "step": hist["step"], "seed": seed},
-        )
-        _loss_plot(hist, out / sub / "training" / "losses.png")
-        info.update(
-            train_s=round(hist["train_s"], 2),
-            train_images=len(imgs),
-            step=hist["step"],
-            grids=hist["grids"],
-            checkpoints=hist["checkpoints"],
-            final_w_dist=round(hist["w_dist"][-1], 4) if hist["w_dist"] else None,
-        )
+        g, gen_path, trained = _train_generator(run, split, wgan)
+        info.update(trained)
     t2 = time.perf_counter()
     samples = sample(g, n, seed=seed, device=device)
-    osz = out_size or C.crop_size_of(spec, g.config["size"])
-    rows = []
-    rel_gen = _rel_to_out(str(gen_path.resolve()), out.resolve())
-    for i, im in enumerate(tqdm(samples, desc="synth gan", disable=not progress, unit="img")):
-        name = f"{sub}/{split}/{i:06d}.png"
-        C.save_png(out / name, C.resize(im, osz))
-        rows.append(
-            run.row(
-                None,
-                path=name,
-                label="gan",
-                source="synth_gan",
-                method="synth:gan-wgan-gp",
-                group=f"synth_gan:{split}:{seed}:{i:06d}",
-                split=split,
-                landmarks="",
-                parent="",
-                synth_params={
-                    "generator": rel_gen,
-                    "trained_on_split": info.get("trained_on", split),
-                    "size": g.config["size"],
-                    "out_size": osz,
-                    "seed": seed,
-                    "index": i,
-                },
-            )
-        )
+    osz = out_size or C.crop_size_of(run.spec, g.config["size"])
+    params = {
+        "generator": run.net_ref(gen_path),
+        "trained_on_split": info.get("trained_on", split),
+        "size": g.config["size"],
+        "out_size": osz,
+        "seed": seed,
+    }
+    rows = _sample_rows(run, samples, split, params, progress)
     info["sample_s"] = round(time.perf_counter() - t2, 2)
-    sheet = out / "sheet-gan.png"
+    sheet = run.out / "sheet-gan.png"
     C.save_png(sheet, C.image_grid([C.resize(s, 64) for s in samples[:64]], ncol=8))
     info.update(
         n=n,
@@ -146,6 +89,66 @@ def run_gan(
         sheets=[str(sheet)],
     )
     return run.finish(rows, info, "no GAN samples made")
+
+
+def _train_generator(run: SynthRun, split: str, wgan: dict[str, Any]):
+    """Fit the WGAN-GP on the reals of `split` (`wgan`: train_wgan_gp's options): the
+    generator, where it was saved, and what synth.json records of the training."""
+    from unmask.synth.nets import _check_size, save_nets
+    from unmask.synth.train import train_wgan_gp
+
+    size, seed = wgan["size"], wgan["seed"]
+    try:
+        _check_size(size, 16)
+    except ValueError as exc:
+        raise UnmaskError(f"--size: {exc}") from None
+    imgs = run.training_images(split, size)
+    if len(imgs) < 2:
+        raise UnmaskError(
+            f"{run.manifest}: need at least 2 readable real crops in split {split}, got {len(imgs)}"
+        )
+    g, _, hist = train_wgan_gp(imgs, out_dir=run.out / "gan" / "training", **wgan)
+    gen_path = save_nets(
+        run.out / "gan" / "generator.safetensors",
+        {"generator": g},
+        {"train_split": split, "step": hist["step"], "seed": seed},
+    )
+    _loss_plot(hist, run.out / "gan" / "training" / "losses.png")
+    trained = dict(
+        train_s=round(hist["train_s"], 2),
+        train_images=len(imgs),
+        step=hist["step"],
+        grids=hist["grids"],
+        checkpoints=hist["checkpoints"],
+        final_w_dist=round(hist["w_dist"][-1], 4) if hist["w_dist"] else None,
+    )
+    return g, gen_path, trained
+
+
+def _sample_rows(run: SynthRun, samples, split: str, params: dict[str, Any], progress: bool):
+    """One `gan` row per sample (its own group), saved at params["out_size"] px."""
+    from tqdm import tqdm
+
+    rows = []
+    seed = params["seed"]
+    for i, im in enumerate(tqdm(samples, desc="synth gan", disable=not progress, unit="img")):
+        name = f"gan/{split}/{i:06d}.png"
+        C.save_png(run.out / name, C.resize(im, params["out_size"]))
+        rows.append(
+            run.row(
+                None,
+                path=name,
+                label="gan",
+                source="synth_gan",
+                method="synth:gan-wgan-gp",
+                group=f"synth_gan:{split}:{seed}:{i:06d}",
+                split=split,
+                landmarks="",
+                parent="",
+                synth_params={**params, "index": i},
+            )
+        )
+    return rows
 
 
 def _loss_plot(hist: dict[str, Any], path: Path) -> None:

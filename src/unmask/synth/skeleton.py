@@ -60,6 +60,22 @@ class SynthRun:
         fields.setdefault("parent", ";".join(self.rel(p) for p in parents))
         return C.synthetic_row(rec, **fields)
 
+    def info(self, method: str, seed: int, **more: Any) -> dict[str, Any]:
+        """The start of synth.json: what was run, on which manifest, with which seed."""
+        return {"method": method, "manifest": str(self.manifest), "seed": seed, **more}
+
+    def training_images(self, split: str, size: int, record_skips: bool = True) -> np.ndarray:
+        """The readable real crops of `split` at `size` px, to fit a net on; unreadable ones
+        are listed in skipped.csv when `record_skips`."""
+        rows = C.real_rows(self.df, [split], self.manifest)
+        sink = self.skipped if record_skips else []
+        imgs, _, _ = _load_many(list(rows["abs_path"]), size, sink, list(rows["path"]))
+        return imgs
+
+    def net_ref(self, path: str | Path) -> str:
+        """A saved net's file as the synthetic rows' synth_params name it (relative to OUT)."""
+        return _rel_to_out(str(Path(path).resolve()), self.out.resolve())
+
     def finish(
         self, rows: list[dict[str, Any]], info: dict[str, Any], nothing: str = "no fakes made"
     ) -> dict[str, Any]:
@@ -71,6 +87,17 @@ class SynthRun:
         kept = _input_rows(self.df, self.root, self.out, self.keep)
         mpath = C.write_output(self.out, kept, rows, self.root, info, self.skipped)
         return dict(info, manifest_out=str(mpath), made=len(rows), skipped=len(self.skipped))
+
+
+def load_net(path: str | Path, key: str, what: str) -> tuple[Any, dict[str, Any]]:
+    """The `key` net of a file `save_nets` wrote, and the file's metadata; one line when the
+    file holds no such net."""
+    from unmask.synth.nets import load_nets
+
+    nets, meta = load_nets(path)
+    if key not in nets:
+        raise UnmaskError(f"{path}: holds no {what}")
+    return nets[key], meta
 
 
 def _select(reals, limit: int, seed: int):

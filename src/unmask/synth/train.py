@@ -130,8 +130,6 @@ def train_wgan_gp(
     `resume` restarts from such a checkpoint (weights and step; the optimisers start afresh)."""
     from tqdm import tqdm
 
-    from unmask.synth.common import image_grid, save_png
-
     dev = resolve_device(device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -149,42 +147,15 @@ def train_wgan_gp(
     batches = _batches(len(data), batch_size, gen)
     fixed_z = torch.randn(32, g.z_dim, generator=gen).to(dev)
     hist: dict[str, Any] = {"w_dist": [], "gp": [], "g_loss": [], "checkpoints": [], "grids": []}
-    out = Path(out_dir) if out_dir else None
+    snapshot = _Snapshots(out_dir, g, d, fixed_z, hist, seed, start + steps, on_sample)
+    snapshot.every(sample_every, ckpt_every)
     t0 = time.perf_counter()
-
-    def snapshot(step: int) -> None:
-        if out is None:
-            return
-        if sample_every and (step % sample_every == 0 or step == start + steps):
-            g.eval()
-            with torch.no_grad():
-                imgs = to_uint8(g(fixed_z))
-            g.train()
-            p = out / f"samples-{step:06d}.png"
-            save_png(p, image_grid(list(imgs), ncol=8))
-            hist["grids"].append(str(p))
-            if on_sample:
-                on_sample(step, imgs)
-        if ckpt_every and (step % ckpt_every == 0 or step == start + steps):
-            p = out / f"ckpt-{step:06d}.safetensors"
-            save_nets(p, {"generator": g, "critic": d}, {"step": step, "seed": seed})
-            hist["checkpoints"].append(str(p))
-
     bar = tqdm(
         range(start + 1, start + steps + 1), desc="wgan-gp", disable=not progress, unit="step"
     )
     for step in bar:
         for _ in range(n_critic):
-            real = _flip(data[next(batches)], gen).to(dev)
-            z = torch.randn(real.shape[0], g.z_dim, generator=gen).to(dev)
-            with torch.no_grad():
-                fake = g(z)
-            w = d(real).mean() - d(fake).mean()
-            gp = gradient_penalty(d, real, fake)
-            loss_d = -w + gp_weight * gp
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
+            w, gp = _critic_step(g, d, opt_d, data[next(batches)], gen, dev, gp_weight)
         z = torch.randn(batch_size, g.z_dim, generator=gen).to(dev)
         loss_g = -d(g(z)).mean()
         opt_g.zero_grad(set_to_none=True)
@@ -198,6 +169,60 @@ def train_wgan_gp(
     hist["train_s"] = time.perf_counter() - t0
     hist["step"] = start + steps
     return g.eval().cpu(), d.eval().cpu(), hist
+
+
+def _critic_step(g, d, opt_d, batch, gen, dev, gp_weight: float):
+    """One critic update on a (flipped) real batch against as many generator samples;
+    returns the Wasserstein estimate and the gradient penalty."""
+    real = _flip(batch, gen).to(dev)
+    z = torch.randn(real.shape[0], g.z_dim, generator=gen).to(dev)
+    with torch.no_grad():
+        fake = g(z)
+    w = d(real).mean() - d(fake).mean()
+    gp = gradient_penalty(d, real, fake)
+    loss_d = -w + gp_weight * gp
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    return w, gp
+
+
+class _Snapshots:
+    """What a WGAN-GP run leaves in `out_dir` as it goes (nothing without one): a sample
+    grid of the fixed z every `sample_every` steps and a checkpoint every `ckpt_every`,
+    both at the last step too; their paths are listed in `hist`."""
+
+    def __init__(self, out_dir, g, d, fixed_z, hist, seed: int, last: int, on_sample) -> None:
+        self.out = Path(out_dir) if out_dir else None
+        self.g, self.d, self.fixed_z, self.hist = g, d, fixed_z, hist
+        self.seed, self.last, self.on_sample = seed, last, on_sample
+        self.sample_every = self.ckpt_every = 0
+
+    def every(self, sample_every: int, ckpt_every: int) -> None:
+        self.sample_every, self.ckpt_every = sample_every, ckpt_every
+
+    def due(self, every: int, step: int) -> bool:
+        return bool(every) and (step % every == 0 or step == self.last)
+
+    def __call__(self, step: int) -> None:
+        from unmask.synth.common import image_grid, save_png
+
+        if self.out is None:
+            return
+        if self.due(self.sample_every, step):
+            self.g.eval()
+            with torch.no_grad():
+                imgs = to_uint8(self.g(self.fixed_z))
+            self.g.train()
+            p = self.out / f"samples-{step:06d}.png"
+            save_png(p, image_grid(list(imgs), ncol=8))
+            self.hist["grids"].append(str(p))
+            if self.on_sample:
+                self.on_sample(step, imgs)
+        if self.due(self.ckpt_every, step):
+            p = self.out / f"ckpt-{step:06d}.safetensors"
+            save_nets(p, {"generator": self.g, "critic": self.d}, {"step": step, "seed": self.seed})
+            self.hist["checkpoints"].append(str(p))
 
 
 @torch.no_grad()
