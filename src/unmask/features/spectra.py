@@ -13,6 +13,7 @@ import csv
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -118,93 +119,116 @@ def write_spectra(stats: dict[tuple[str, str], GroupStats], out: Path, size: int
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
     freq = np.arange(next(iter(stats.values())).prof_mean.size) / size  # cycles per pixel
-    with open(out / "profiles.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["group_by", "group", "n", "radius_px", "cycles_per_px", "mean", "std"])
-        for (kind, key), st in sorted(stats.items()):
-            for r, (m, s) in enumerate(zip(st.prof_mean, st.prof_std, strict=True)):
-                w.writerow([kind, key, st.n, r, f"{freq[r]:.5f}", f"{m:.6g}", f"{s:.6g}"])
-    written.append(out / "profiles.csv")
+    written = [_write_profiles(stats, freq, out / "profiles.csv")]
     (out / "dct_mean").mkdir(exist_ok=True)
     for (kind, key), st in stats.items():
         name = key.replace("/", "__")
         p = out / "dct_mean" / f"{kind}-{name}.csv"
         np.savetxt(p, st.dct_mean, delimiter=",", fmt="%.5g")
         written.append(p)
-
     for kind, title in (("label", "per label"), ("source", "per source / label")):
         keys = _order([k for (g, k) in stats if g == kind])
         if not keys:
             continue
-        # 1-D profiles
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for key in keys:
-            st = stats[(kind, key)]
-            (line,) = ax.plot(freq, st.prof_mean, lw=1.3, label=f"{key} (n={st.n})")
-            ax.fill_between(
-                freq,
-                st.prof_mean - st.prof_std,
-                st.prof_mean + st.prof_std,
-                color=line.get_color(),
-                alpha=0.15,
-            )
-        ax.set(
-            xlabel="spatial frequency (cycles / pixel; 0.5 = Nyquist)",
-            ylabel="log power (azimuthal mean)",
-            title=f"1-D power spectrum {title}, mean ± std ({size} px, grayscale)",
-        )
-        ax.axvline(0.5, color="grey", lw=0.6, ls=":")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        p = out / f"profile_by_{kind}.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        written.append(p)
-        # 2-D mean log-DCT heatmaps, one colour scale
-        means = [stats[(kind, k)].dct_mean for k in keys]
-        lo = min(np.percentile(m, 1) for m in means)
-        hi = max(np.percentile(m, 99.9) for m in means)
-        ncol = min(len(keys), 4)
-        nrow = int(np.ceil(len(keys) / ncol))
-        fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.2 * nrow), squeeze=False)
-        for ax, key, m in zip(axes.ravel(), keys, means, strict=False):
-            im = ax.imshow(m, cmap="magma", vmin=lo, vmax=hi)
-            ax.set_title(f"{key} (n={stats[(kind, key)].n})", fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        for ax in axes.ravel()[len(keys) :]:
-            ax.axis("off")
-        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="mean log |DCT|")
-        fig.suptitle(f"mean log-DCT spectrum {title} (top-left = low frequencies)")
-        p = out / f"dct_by_{kind}.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        written.append(p)
-        # differences to the real mean of the same source (or overall)
-        diffs = []
-        for key in keys:
-            base_key = key.rsplit("/", 1)[0] + "/real" if "/" in key else "real"
-            if key.endswith("real") or (kind, base_key) not in stats:
-                continue
-            diffs.append(
-                (key, base_key, stats[(kind, key)].dct_mean - stats[(kind, base_key)].dct_mean)
-            )
+        group = {k: stats[(kind, k)] for k in keys}
+        written.append(_plot_profiles(group, freq, size, title, out / f"profile_by_{kind}.png"))
+        written.append(_plot_dct_means(group, title, out / f"dct_by_{kind}.png"))
+        diffs = _real_differences(group)
         if diffs:
-            lim = max(np.percentile(np.abs(d), 99) for *_, d in diffs)
-            fig, axes = plt.subplots(1, len(diffs), figsize=(3.4 * len(diffs), 3.4), squeeze=False)
-            for ax, (key, base, d) in zip(axes[0], diffs, strict=True):
-                im = ax.imshow(d, cmap="RdBu_r", vmin=-lim, vmax=lim)
-                ax.set_title(f"{key} − {base}", fontsize=8)
-                ax.set_xticks([])
-                ax.set_yticks([])
-            fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="Δ mean log |DCT|")
-            p = out / f"dct_diff_by_{kind}.png"
-            fig.savefig(p, dpi=110)
-            plt.close(fig)
-            written.append(p)
+            written.append(_plot_dct_diffs(diffs, out / f"dct_diff_by_{kind}.png"))
     return written
+
+
+def _write_profiles(stats: dict[tuple[str, str], GroupStats], freq, path: Path) -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["group_by", "group", "n", "radius_px", "cycles_per_px", "mean", "std"])
+        for (kind, key), st in sorted(stats.items()):
+            for r, (m, s) in enumerate(zip(st.prof_mean, st.prof_std, strict=True)):
+                w.writerow([kind, key, st.n, r, f"{freq[r]:.5f}", f"{m:.6g}", f"{s:.6g}"])
+    return path
+
+
+def _savefig(fig: Any, path: Path, tight: bool = True) -> Path:
+    import matplotlib.pyplot as plt
+
+    if tight:
+        fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _plot_profiles(group: dict[str, GroupStats], freq, size: int, title: str, path: Path):
+    """The 1-D profiles of the groups, mean ± std."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, st in group.items():
+        (line,) = ax.plot(freq, st.prof_mean, lw=1.3, label=f"{key} (n={st.n})")
+        ax.fill_between(
+            freq,
+            st.prof_mean - st.prof_std,
+            st.prof_mean + st.prof_std,
+            color=line.get_color(),
+            alpha=0.15,
+        )
+    ax.set(
+        xlabel="spatial frequency (cycles / pixel; 0.5 = Nyquist)",
+        ylabel="log power (azimuthal mean)",
+        title=f"1-D power spectrum {title}, mean ± std ({size} px, grayscale)",
+    )
+    ax.axvline(0.5, color="grey", lw=0.6, ls=":")
+    ax.legend(fontsize=7)
+    return _savefig(fig, path)
+
+
+def _plot_dct_means(group: dict[str, GroupStats], title: str, path: Path) -> Path:
+    """2-D mean log-DCT heatmaps of the groups, one colour scale."""
+    import matplotlib.pyplot as plt
+
+    keys = list(group)
+    means = [group[k].dct_mean for k in keys]
+    lo = min(np.percentile(m, 1) for m in means)
+    hi = max(np.percentile(m, 99.9) for m in means)
+    ncol = min(len(keys), 4)
+    nrow = int(np.ceil(len(keys) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.2 * nrow), squeeze=False)
+    for ax, key, m in zip(axes.ravel(), keys, means, strict=False):
+        im = ax.imshow(m, cmap="magma", vmin=lo, vmax=hi)
+        ax.set_title(f"{key} (n={group[key].n})", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes.ravel()[len(keys) :]:
+        ax.axis("off")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="mean log |DCT|")
+    fig.suptitle(f"mean log-DCT spectrum {title} (top-left = low frequencies)")
+    return _savefig(fig, path, tight=False)
+
+
+def _real_differences(group: dict[str, GroupStats]) -> list[tuple[str, str, np.ndarray]]:
+    """Each fake group's mean log-DCT minus the real mean of the same source (or overall)."""
+    diffs = []
+    for key, st in group.items():
+        base_key = key.rsplit("/", 1)[0] + "/real" if "/" in key else "real"
+        if key.endswith("real") or base_key not in group:
+            continue
+        diffs.append((key, base_key, st.dct_mean - group[base_key].dct_mean))
+    return diffs
+
+
+def _plot_dct_diffs(diffs: list[tuple[str, str, np.ndarray]], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    lim = max(np.percentile(np.abs(d), 99) for *_, d in diffs)
+    fig, axes = plt.subplots(1, len(diffs), figsize=(3.4 * len(diffs), 3.4), squeeze=False)
+    for ax, (key, base, d) in zip(axes[0], diffs, strict=True):
+        im = ax.imshow(d, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.set_title(f"{key} − {base}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="Δ mean log |DCT|")
+    return _savefig(fig, path, tight=False)
