@@ -299,33 +299,17 @@ def compose_models(
     max_fpr: float = 0.05,
 ) -> Path:
     from unmask.data.manifest import read_manifest
-    from unmask.evaluation.scoring import score_rows
+    from unmask.evaluation.scoring import row_box_sides
     from unmask.inference.composite import fuse
     from unmask.inference.loader import load_predictor
-    from unmask.metrics import binary_report, p_fake, roc_auc
     from unmask.modelfile import MEMBERS_DIR, new_saved_model, write_saved_model
 
-    if rule not in RULES:
-        raise UnmaskError(f"--rule must be one of {', '.join(RULES)}, got {rule!r}")
-    if not 0.0 <= max_fpr < 1.0:
-        raise UnmaskError(f"--max-fpr must be in [0, 1), got {max_fpr}")
-    dirs = [Path(d) for d in member_dirs]
-    if not 1 <= len(dirs) <= 8:
-        raise UnmaskError("a composite needs 1-8 member model folders")
-    names = list(names) if names else [member_name(d) for d in dirs]
-    if len(names) != len(dirs) or len(set(names)) != len(names):
-        raise UnmaskError(f"--names needs {len(dirs)} different names, got {names}")
+    _check_rule(rule, max_fpr)
+    dirs, names = _member_names(member_dirs, names)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise UnmaskError(f"{out} exists and is not empty; choose a new folder")
-    preds = [load_predictor(d, member=True) for d in dirs]
-    spec = preds[0].spec
-    for d, p in zip(dirs, preds, strict=True):
-        if p.spec != spec:
-            raise UnmaskError(
-                f"{d}: its preprocessing differs from {dirs[0]}'s; members of a composite "
-                "share one face finder and crop box (train them on the same prepared data)"
-            )
+    preds, spec = _load_members(dirs)
     if size_mode not in SIZE_MODES:
         raise UnmaskError(f"--size-mode must be one of {', '.join(SIZE_MODES)}")
     size_edges = dict(size_edges or {})
@@ -335,20 +319,12 @@ def compose_models(
     per_member = [tuple(size_edges.get(n, ())) for n in names]
     df = read_manifest(val_manifest, split="val")
     y = (df["label"] != "real").to_numpy().astype(np.int64)
-    from unmask.evaluation.scoring import row_box_sides
-
     sides = row_box_sides(df)
     if any(per_member) and not np.isfinite(sides).all():
         raise UnmaskError(f"{val_manifest}: face-size calibration needs every val row's box")
     if not 0 < y.sum() < len(y):
         raise UnmaskError(f"{val_manifest}: the val split needs real and fake rows")
-    cols = []
-    for name, p in zip(names, preds, strict=True):
-        if progress:
-            print(f"scoring val with member {name}")
-        proba = score_rows(p, df, batch_size=batch_size, progress=progress)
-        cols.append(p_fake(proba))
-    member_p = np.stack(cols, axis=1)
+    member_p = _member_scores(dict(zip(names, preds, strict=True)), df, batch_size, progress)
     choice: dict[str, Any] = {"requested": rule}
     sources = df["source"].astype(str).to_numpy() if "source" in df.columns else None
     if rule == "auto":
@@ -360,13 +336,7 @@ def compose_models(
     fusion = fit_fusion(member_p, y, names, rule, sides, per_member, size_mode)
     score, _ = fuse(member_p, fusion, sides)
     threshold, threshold_rule = choose_threshold(y, score, sources, max_fpr)
-    val = binary_report(y, score, threshold, n_boot=200)
-    val["members_auc"] = {n: roc_auc(y, member_p[:, i]) for i, n in enumerate(names)}
-    if sources is not None:  # the rule's promise, per real source, on val
-        val["fpr_by_real_source"] = {
-            str(src): float(np.mean(score[(y == 0) & (sources == src)] >= threshold))
-            for src in sorted(set(sources[y == 0]))
-        }
+    val = _val_report(y, score, threshold, dict(zip(names, member_p.T, strict=True)), sources)
 
     saved = new_saved_model(
         id=model_id or out.name,
@@ -392,3 +362,64 @@ def compose_models(
     write_saved_model(out, saved)
     load_predictor(out)  # what we wrote, we can load
     return out
+
+
+def _check_rule(rule: str, max_fpr: float) -> None:
+    if rule not in RULES:
+        raise UnmaskError(f"--rule must be one of {', '.join(RULES)}, got {rule!r}")
+    if not 0.0 <= max_fpr < 1.0:
+        raise UnmaskError(f"--max-fpr must be in [0, 1), got {max_fpr}")
+
+
+def _member_names(member_dirs: Sequence[str | Path], names: Sequence[str] | None):
+    """The member folders (1-8) and their names (given, or from the folders), all different."""
+    dirs = [Path(d) for d in member_dirs]
+    if not 1 <= len(dirs) <= 8:
+        raise UnmaskError("a composite needs 1-8 member model folders")
+    names = list(names) if names else [member_name(d) for d in dirs]
+    if len(names) != len(dirs) or len(set(names)) != len(names):
+        raise UnmaskError(f"--names needs {len(dirs)} different names, got {names}")
+    return dirs, names
+
+
+def _load_members(dirs: list[Path]):
+    """The members' predictors and the one preprocessing spec they must share."""
+    from unmask.inference.loader import load_predictor
+
+    preds = [load_predictor(d, member=True) for d in dirs]
+    spec = preds[0].spec
+    for d, p in zip(dirs, preds, strict=True):
+        if p.spec != spec:
+            raise UnmaskError(
+                f"{d}: its preprocessing differs from {dirs[0]}'s; members of a composite "
+                "share one face finder and crop box (train them on the same prepared data)"
+            )
+    return preds, spec
+
+
+def _member_scores(members: dict[str, Any], df: Any, batch_size: int, progress: bool):
+    """(N, M) P(fake) of every member on the val rows, in member order."""
+    from unmask.evaluation.scoring import score_rows
+    from unmask.metrics import p_fake
+
+    cols = []
+    for name, p in members.items():
+        if progress:
+            print(f"scoring val with member {name}")
+        cols.append(p_fake(score_rows(p, df, batch_size=batch_size, progress=progress)))
+    return np.stack(cols, axis=1)
+
+
+def _val_report(y, score, threshold: float, members: dict[str, np.ndarray], sources):
+    """The composite's val metrics, each member's AUC, and (with sources) the share of each
+    real source's rows flagged: the threshold rule's promise."""
+    from unmask.metrics import binary_report, roc_auc
+
+    val = binary_report(y, score, threshold, n_boot=200)
+    val["members_auc"] = {n: roc_auc(y, p) for n, p in members.items()}
+    if sources is not None:
+        val["fpr_by_real_source"] = {
+            str(src): float(np.mean(score[(y == 0) & (sources == src)] >= threshold))
+            for src in sorted(set(sources[y == 0]))
+        }
+    return val
