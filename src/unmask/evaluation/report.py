@@ -197,14 +197,33 @@ def evaluate(
         else:
             proba = score_rows(predictor, df, p, None, batch_size, seed, progress, feature_cache)
         all_proba[p.name] = proba
-        s = p_fake(proba)
-        entry: dict[str, Any] = {
-            "pooled": group_table(labels, s, threshold, n_boot, seed),
+        table = _Tables(labels, sources, threshold, n_boot, seed)
+        report["perturbations"][p.name] = table.entry(df, proba, classes)
+    return report, all_proba
+
+
+class _Tables:
+    """One perturbation's tables of an eval report: pooled, per source, 3-class (when the
+    model has three classes) and per video group, all at the model's threshold."""
+
+    def __init__(self, labels, sources, threshold: float, n_boot: int, seed: int) -> None:
+        self.labels, self.sources = labels, sources
+        self.threshold, self.n_boot, self.seed = threshold, n_boot, seed
+
+    def pooled_and_per_source(self, labels, s, sources) -> dict[str, Any]:
+        args = (self.threshold, self.n_boot, self.seed)
+        return {
+            "pooled": group_table(labels, s, *args),
             "per_source": {
-                src: group_table(labels[sources == src], s[sources == src], threshold, n_boot, seed)
+                src: group_table(labels[sources == src], s[sources == src], *args)
                 for src in sorted(set(sources))
             },
         }
+
+    def entry(self, df: Any, proba: np.ndarray, classes: tuple[str, ...]) -> dict[str, Any]:
+        labels = self.labels
+        s = p_fake(proba)
+        entry = self.pooled_and_per_source(labels, s, self.sources)
         known = labels != "fake"  # a fake of unknown kind has no 3-class truth
         if len(classes) == 3 and known.any():
             from unmask.labels import label_to_index
@@ -214,19 +233,13 @@ def evaluate(
         v = video_scores(df, s)
         if len(v):
             vl = v["label"].to_numpy().astype(str)
-            vs = v["score"].to_numpy()
             vsrc = v["source"].to_numpy().astype(str)
             entry["video"] = {
                 "n_groups": len(v),
                 "frames_per_group": float(v["frames"].mean()),
-                "pooled": group_table(vl, vs, threshold, n_boot, seed),
-                "per_source": {
-                    src: group_table(vl[vsrc == src], vs[vsrc == src], threshold, n_boot, seed)
-                    for src in sorted(set(vsrc))
-                },
+                **self.pooled_and_per_source(vl, v["score"].to_numpy(), vsrc),
             }
-        report["perturbations"][p.name] = entry
-    return report, all_proba
+        return entry
 
 
 def write_report(
