@@ -230,3 +230,22 @@ def test_address_needs_the_ray_engine(mixed, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--engine ray" in err[0]
+
+
+def test_detect_runtimes_agree_on_ray(mixed, capsys, ray_local):
+    """`--runtime` reaches the model actors: each runtime on Ray gives the local engine's
+    scores for it, and ONNX Runtime's agree with torch's within 1e-4 (issue 21)."""
+    pytest.importorskip("onnxruntime")
+    common = ["detect", "--json", "-q", "--batch-size", "2", "--frames", "3", str(mixed)]
+    scores = {}
+    for runtime in ("onnx", "torch"):
+        for engine in ("local", "ray"):
+            assert main([*common, "--runtime", runtime, "--engine", engine]) == 0
+            doc = json.loads(capsys.readouterr().out)
+            scores[runtime, engine] = np.array(
+                [f["p_fake"] for r in doc["results"] for f in r["faces"]]
+            )
+    assert len(scores["onnx", "local"]) >= 6
+    for runtime in ("onnx", "torch"):
+        np.testing.assert_allclose(scores[runtime, "ray"], scores[runtime, "local"], atol=1e-5)
+    np.testing.assert_allclose(scores["onnx", "ray"], scores["torch", "ray"], atol=1e-4)

@@ -62,13 +62,13 @@ class _ExtractActor:
 class _ModelActor:
     """Stage 2: the model, loaded once per actor from the shipped folder."""
 
-    def __init__(self, model, device, threshold, batch_size, keep_crops) -> None:
+    def __init__(self, model, device, threshold, batch_size, keep_crops, runtime=None) -> None:
         import ray
 
         from unmask.cluster.models import load_shipped
 
         files = ray.get(model) if isinstance(model, ray.ObjectRef) else model
-        self.predictor = load_shipped(files, device, threshold)
+        self.predictor = load_shipped(files, device, threshold, runtime)
         self.batch_size, self.keep_crops = batch_size, keep_crops
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -119,48 +119,40 @@ def model_placement(device: str | None) -> tuple[str, float]:
     return device, (1.0 if device.startswith("cuda") else 0.0)
 
 
+@dataclasses.dataclass(frozen=True)
+class RayDetectOptions:
+    """What `detect_paths_ray` and `detect_to_parquet_shards` take besides the files, the
+    model and the spec. `model_cpus`: CPU slots a CPU model actor claims (0: like the local
+    engine's main process, it shares the cores with the crop workers). `landmarks`: whether
+    the model reads face-mesh landmarks (`unmask.inference.detect.wants_landmarks`).
+    `tiles`: the TileSpecs of the model's native-pixel members (`predictor.needs.tiles`).
+    `runtime`: what scores CNN members in the model actors ("auto", "onnx", "torch"; None:
+    $UNMASK_RUNTIME where they run, else auto), as `--runtime` does locally."""
+
+    device: str | None = None
+    threshold: float | None = None
+    every: int = 0
+    frames: int = 16
+    workers: int = 2
+    model_workers: int = 1
+    batch_size: int = 32
+    keep_crops: bool = False
+    model_cpus: float = 0.0
+    landmarks: bool = True
+    tiles: tuple[Any, ...] = ()
+    runtime: str | None = None
+
+
 def detect_paths_ray(
-    files: Sequence[str | Path],
-    model_dir: str | Path,
-    spec: PreprocessSpec,
-    *,
-    device: str | None = None,
-    threshold: float | None = None,
-    every: int = 0,
-    frames: int = 16,
-    workers: int = 2,
-    model_workers: int = 1,
-    batch_size: int = 32,
-    keep_crops: bool = False,
-    model_cpus: float = 0.0,
-    landmarks: bool = True,
-    tiles: Sequence[Any] = (),
+    files: Sequence[str | Path], model_dir: str | Path, spec: PreprocessSpec, **options: Any
 ) -> Iterator[Any]:
     """One FileResult per file, in input order (`files` already expanded; `spec` the
-    detection spec, `unmask.inference.detect.detection_spec`). Needs a running Ray.
-    `model_cpus`: CPU slots a CPU model actor claims (0: like the local engine's main
-    process, it shares the cores with the crop workers). `landmarks`: whether the model
-    reads face-mesh landmarks (`unmask.inference.detect.wants_landmarks`). `tiles`: the
-    TileSpecs of the model's native-pixel members (`predictor.needs.tiles`)."""
+    detection spec, `unmask.inference.detect.detection_spec`; `options`: the fields of
+    `RayDetectOptions`). Needs a running Ray."""
     files = [str(f) for f in files]
     if not files:
         return
-    ds = _pipeline(
-        files,
-        model_dir,
-        spec,
-        device,
-        threshold,
-        every,
-        frames,
-        workers,
-        model_workers,
-        batch_size,
-        keep_crops,
-        model_cpus,
-        landmarks,
-        tiles,
-    )
+    ds = _pipeline(files, model_dir, spec, RayDetectOptions(**options))
     from unmask.cluster.session import one_line_errors
 
     with one_line_errors("detect"):
@@ -170,22 +162,7 @@ def detect_paths_ray(
             yield from row["results"].value
 
 
-def _pipeline(
-    files,
-    model_dir,
-    spec,
-    device,
-    threshold,
-    every,
-    frames,
-    workers,
-    model_workers,
-    batch_size,
-    keep_crops,
-    model_cpus,
-    landmarks,
-    tiles=(),
-):
+def _pipeline(files, model_dir, spec, o: RayDetectOptions):
     """The Ray Data plan: rows are blocks of files -> extracted items -> results."""
     from ray.data import ActorPoolStrategy, from_items
 
@@ -193,8 +170,8 @@ def _pipeline(
     from unmask.cluster.session import data_context
 
     data_context()
-    device, gpus = model_placement(device)
-    blocks = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
+    device, gpus = model_placement(o.device)
+    blocks = [files[i : i + o.batch_size] for i in range(0, len(files), o.batch_size)]
     ds = from_items(
         [{"block": k, "files": json.dumps(b)} for k, b in enumerate(blocks)],
         override_num_blocks=len(blocks),
@@ -203,21 +180,22 @@ def _pipeline(
         _ExtractActor,
         fn_constructor_args=(
             dataclasses.asdict(spec),
-            every,
-            frames,
-            landmarks,
-            [dataclasses.asdict(t) for t in tiles],
+            o.every,
+            o.frames,
+            o.landmarks,
+            [dataclasses.asdict(t) for t in o.tiles],
         ),
-        compute=ActorPoolStrategy(size=max(1, min(workers, len(blocks)))),
+        compute=ActorPoolStrategy(size=max(1, min(o.workers, len(blocks)))),
         batch_size=1,
         num_cpus=1,
     )
+    model = (ship_model(model_dir), device, o.threshold, o.batch_size, o.keep_crops, o.runtime)
     ds = ds.map_batches(
         _ModelActor,
-        fn_constructor_args=(ship_model(model_dir), device, threshold, batch_size, keep_crops),
-        compute=ActorPoolStrategy(size=max(1, model_workers)),
+        fn_constructor_args=model,
+        compute=ActorPoolStrategy(size=max(1, o.model_workers)),
         batch_size=1,
-        num_cpus=0 if gpus else model_cpus,
+        num_cpus=0 if gpus else o.model_cpus,
         num_gpus=gpus,
     )
     return ds
@@ -259,7 +237,7 @@ def detect_to_parquet_shards(
 ) -> Path:
     """Like `detect_paths_ray`, but the per-face rows are written by the workers as Parquet
     shards under `out_dir` (one file per block; the `file` column says which input) and
-    nothing flows back through the driver. `options`: those of `detect_paths_ray`.
+    nothing flows back through the driver. `options`: the fields of `RayDetectOptions`.
     Read them back with `unmask.data.tables.read_table(out_dir)`."""
     from ray.data import ActorPoolStrategy
 
@@ -267,36 +245,7 @@ def detect_to_parquet_shards(
 
     files = [str(f) for f in files]
     data_context()
-    defaults = {
-        "device": None,
-        "threshold": None,
-        "every": 0,
-        "frames": 16,
-        "workers": 2,
-        "model_workers": 1,
-        "batch_size": 32,
-        "keep_crops": False,
-        "model_cpus": 0.0,
-        "landmarks": True,
-        "tiles": (),
-    }
-    o = {**defaults, **options}
-    ds = _pipeline(
-        files,
-        model_dir,
-        spec,
-        o["device"],
-        o["threshold"],
-        o["every"],
-        o["frames"],
-        o["workers"],
-        o["model_workers"],
-        o["batch_size"],
-        False,
-        o["model_cpus"],
-        o["landmarks"],
-        o["tiles"],
-    )
+    ds = _pipeline(files, model_dir, spec, RayDetectOptions(**{**options, "keep_crops": False}))
     ds = ds.map_batches(
         _FaceRows,
         fn_constructor_args=(list(classes),),

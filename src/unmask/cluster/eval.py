@@ -19,13 +19,13 @@ from typing import Any
 
 
 class _ScoreActor:
-    def __init__(self, model, device, threshold) -> None:
+    def __init__(self, model, device, threshold, runtime=None) -> None:
         import ray
 
         from unmask.cluster.models import load_shipped
 
         files = ray.get(model) if isinstance(model, ray.ObjectRef) else model
-        self.predictor = load_shipped(files, device, threshold)
+        self.predictor = load_shipped(files, device, threshold, runtime)
 
     def score(self, job: dict[str, Any]):
         """`Scores` of one block: P per class and, for composites, the driving member."""
@@ -43,11 +43,15 @@ class _ScoreActor:
 
 
 def ray_scorer(
-    model_dir: str | Path, device: str | None = None, workers: int = 2
+    model_dir: str | Path,
+    device: str | None = None,
+    workers: int = 2,
+    runtime: str | None = None,
 ) -> Callable[..., Any]:
     """The `score_fn` of `evaluate`: scores on Ray and returns `Scores` (proba + driver).
     Needs a running Ray session; the model is shipped to the object store once and the
-    actors are started on the first call."""
+    actors are started on the first call. `runtime`: what scores CNN members in the actors
+    (`unmask.inference.loader.load_predictor`)."""
     from unmask.cluster.detect import model_placement
     from unmask.cluster.models import ship_model
 
@@ -83,7 +87,10 @@ def ray_scorer(
             threshold = float(predictor.threshold)
             pool.append(
                 ActorPool(
-                    [actor.remote(model_ref, device, threshold) for _ in range(max(1, workers))]
+                    [
+                        actor.remote(model_ref, device, threshold, runtime)
+                        for _ in range(max(1, workers))
+                    ]
                 )
             )
         jobs = [

@@ -42,7 +42,12 @@ def ship_model(model_dir: str | Path) -> Any:
     return ensure_ray().put(read_model_folder(model_dir))
 
 
-def load_shipped(files: dict[str, bytes], device: str = "cpu", threshold: float | None = None):
+def load_shipped(
+    files: dict[str, bytes],
+    device: str = "cpu",
+    threshold: float | None = None,
+    runtime: str | None = None,
+):
     """A predictor from a shipped folder (in a worker). The copy lives as long as the worker
     process (a predictor may read a member's files lazily)."""
     from unmask.inference.loader import load_predictor
@@ -55,7 +60,7 @@ def load_shipped(files: dict[str, bytes], device: str = "cpu", threshold: float 
             raise UnmaskError(f"model file {rel!r} points outside its folder")
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(data)
-    predictor = load_predictor(tmp, device=device)
+    predictor = load_predictor(tmp, device=device, runtime=runtime)
     if threshold is not None:
         predictor.threshold = float(threshold)
     return predictor

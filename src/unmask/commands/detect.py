@@ -288,6 +288,7 @@ def _ray_options(args, predictor) -> dict:
         batch_size=args.batch_size,
         landmarks=wants_landmarks(predictor),
         tiles=tuple(predictor.needs.tiles),
+        runtime=args.runtime,
     )
 
 

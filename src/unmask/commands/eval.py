@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         from unmask.cluster.prepare import run_tasks_on_ray
 
         options["executor"] = run_tasks_on_ray
-        score_fn = ray_scorer(args.model, args.device, max(args.workers, 1))
+        score_fn = ray_scorer(args.model, args.device, max(args.workers, 1), args.runtime)
     df = load_eval_rows(
         data, split, predictor.spec, out, progress=not args.quiet, prepare_options=options
     )
