@@ -20,6 +20,38 @@ from unmask.data.spec import PreprocessSpec
 from unmask.inference.predictor import CropPredictor, Scores, faces_from
 
 
+def standin_meta(model_id: str, kind: str, detector: str, classes: Sequence[str]) -> dict:
+    """The model.json fields the server reads, for a stand-in."""
+    return {
+        "id": model_id,
+        "kind": kind,
+        "detector": detector,
+        "unmask_version": "test",
+        "classes": list(classes),
+    }
+
+
+def tiny_cam_net(channels: int):
+    """An untrained conv (3 -> `channels`, 3x3) + linear head with `gradcam_layers()`: the
+    smallest network Grad-CAM runs on. Needs torch."""
+    import torch
+    from torch import nn
+
+    class TinyCamNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, channels, 3, padding=1)
+            self.head = nn.Linear(channels, 2)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.conv(x)).mean((2, 3)))
+
+        def gradcam_layers(self):
+            return [self.conv]
+
+    return TinyCamNet()
+
+
 class BrightnessPredictor(CropPredictor):
     """P(fake) = mean pixel value / 255 of the crop; `delay_s` simulates a slow model."""
 
@@ -31,13 +63,7 @@ class BrightnessPredictor(CropPredictor):
         self.threshold = threshold
         self.delay_s = delay_s
         self.calls = 0
-        self.meta = {
-            "id": "brightness-standin",
-            "kind": "standin",
-            "detector": "brightness",
-            "unmask_version": "test",
-            "classes": list(self.classes),
-        }
+        self.meta = standin_meta("brightness-standin", "standin", "brightness", self.classes)
 
     def predict_proba(self, crops: Sequence[np.ndarray], landmarks=None) -> np.ndarray:
         self.calls += 1
@@ -58,32 +84,13 @@ class TinyCamPredictor(CropPredictor):
 
     def __init__(self, crop_size: int = 64) -> None:
         import torch
-        from torch import nn
-
-        class Net(nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.conv = nn.Conv2d(3, 4, 3, padding=1)
-                self.head = nn.Linear(4, 2)
-
-            def forward(self, x):
-                return self.head(torch.relu(self.conv(x)).mean((2, 3)))
-
-            def gradcam_layers(self):
-                return [self.conv]
 
         torch.manual_seed(0)
-        self.model = Net().eval()
+        self.model = tiny_cam_net(4).eval()
         self.spec = PreprocessSpec(crop_size=crop_size)
         self.classes = ("real", "fake")
         self.threshold = 0.5
-        self.meta = {
-            "id": "tiny-cnn-standin",
-            "kind": "torch",
-            "detector": "tiny-cnn",
-            "unmask_version": "test",
-            "classes": list(self.classes),
-        }
+        self.meta = standin_meta("tiny-cnn-standin", "torch", "tiny-cnn", self.classes)
 
     def preprocess(self, crops):
         import torch
