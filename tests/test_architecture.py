@@ -186,3 +186,19 @@ def test_the_loader_table_has_every_kind_the_schema_admits():
     assert predictor_kind("classical").feature_cache
     assert predictor_kind("standin") == predictor_kind(object())  # a stand-in: nothing
     assert not predictor_kind("standin").network and predictor_kind("standin").explain is None
+
+
+def test_a_new_detector_module_needs_no_list():
+    """Every module of `unmask.detectors` is imported for registration (a new detector
+    touches one file), except the registry and the protocol; the classical ones only when
+    asked for (scikit-learn stays out of a CNN model's start-up)."""
+    from pathlib import Path
+
+    from unmask.detectors import registry
+
+    folder = Path(registry.__file__).parent
+    on_disk = {f"unmask.detectors.{p.stem}" for p in folder.glob("*.py") if p.stem != "__init__"}
+    found = registry._detector_modules()
+    assert set(found) == on_disk - {"unmask.detectors.registry", "unmask.detectors.protocol"}
+    assert {"unmask.detectors.cnn", "unmask.detectors.artifact"} <= set(found)
+    assert set(found) >= registry._CLASSICAL_MODULES

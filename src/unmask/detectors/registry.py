@@ -15,17 +15,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-# Modules whose import registers detectors. Classical ones need only NumPy/scikit-learn.
-_DETECTOR_MODULES: tuple[str, ...] = (
-    "unmask.detectors.classical",
-    "unmask.detectors.cnn",
-    "unmask.detectors.f3net",
-    "unmask.detectors.two_stream",
-    "unmask.detectors.artifact",
-)
-# Imported only when a classical detector is asked for: scikit-learn (with SciPy and pandas)
-# is about a quarter of `unmask detect`'s start-up with a CNN model.
+# Every module of this package may register detectors: a new one is found by being here
+# (`_detector_modules`), with no list to extend. Classical ones need only NumPy/scikit-learn
+# and are imported only when a classical detector is asked for: scikit-learn (with SciPy
+# and pandas) is about a quarter of `unmask detect`'s start-up with a CNN model.
 _CLASSICAL_MODULES = frozenset({"unmask.detectors.classical"})
+_NOT_DETECTORS = frozenset({"unmask.detectors.registry", "unmask.detectors.protocol"})
+
+
+def _detector_modules() -> list[str]:
+    """The modules of `unmask.detectors` whose import may register detectors, sorted."""
+    import pkgutil
+    from pathlib import Path
+
+    here = [str(Path(__file__).parent)]  # this package's folder (no import of the package)
+    names = (f"{__package__}.{m.name}" for m in pkgutil.iter_modules(here))
+    return sorted(n for n in names if n not in _NOT_DETECTORS)
 
 
 @dataclass(frozen=True)
@@ -77,16 +82,10 @@ def _load_all(family: str | None = None) -> None:
     global _loaded
     if _loaded:
         return
-    for mod in _DETECTOR_MODULES:
+    for mod in _detector_modules():
         if family is not None and (mod in _CLASSICAL_MODULES) != (family == "classical"):
             continue
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            # A detector module that is not written yet is fine; a missing dependency
-            # inside an existing module is a real error.
-            if exc.name != mod:
-                raise
+        importlib.import_module(mod)
     _loaded = family is None
 
 
