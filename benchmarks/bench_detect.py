@@ -24,9 +24,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("UNMASK_SHARED_DATA", REPO.parent / "shared" / "data"))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_detect_e2e import repeat  # noqa: E402  (not symlinks: detect scores a file once)
+from bench_detect_e2e import repeat  # noqa: E402  (this folder; hard links: detect scores a file once)
 
 
 def shared_jpegs(n: int) -> list[Path]:

@@ -33,10 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from bench_detect_e2e import DATA, REPO, round_row, run_detect, tree_env  # noqa: E402
+from bench_detect_e2e import DATA, REPO, round_row, run_detect, tree_env  # this folder
 
 RUNTIMES = ("torch", "onnx")
 
@@ -174,7 +171,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_runtime_") as cache:
         os.environ["UNMASK_CACHE"] = cache  # the children inherit it
         env = tree_env(REPO / "src")
-        sys.path.insert(0, str(REPO / "src"))
         from unmask.inference.saved_model import default_model_dir
 
         model_dir = Path(a.model) if a.model else default_model_dir()
