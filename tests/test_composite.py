@@ -323,3 +323,34 @@ def test_row_image_sizes_from_a_manifest_hand_made():
     df = pd.DataFrame({"orig_width": ["640", "", None, "x"], "orig_height": [360, 10, 5, 7]})
     assert row_image_sizes(df) == [(640, 360), None, None, None]
     assert row_image_sizes(pd.DataFrame({"path": ["a.png"]})) == [None]
+
+
+def test_members_with_one_input_share_it_and_score_as_alone(members, manifest, tmp_path):
+    """Two crop members with the same size and normalisation (as the shipped default's
+    three): the composite resizes and normalises the crops once, and each member's score
+    is the one it gives alone; a tile member makes its own inputs."""
+    from doubles.models import tiny_torch_model
+    from unmask.data.extract import Face
+    from unmask.evaluation.compose import compose_models
+    from unmask.inference.loader import load_predictor
+
+    twin = tiny_torch_model(tmp_path / "twin", seed=7)
+    dirs = [members[0], twin, members[1]]
+    out = compose_models(
+        dirs, ["crop", "twin", "artifact"], manifest, "max", tmp_path / "c", progress=False
+    )
+    combo = load_predictor(out)
+    crop, twin_p, tile = combo.members.values()
+    assert crop.input_key == twin_p.input_key != tile.input_key
+    rng = np.random.default_rng(5)
+    img = _image(rng, "gan")
+    face = Face(img[4:68, 8:72], None, {TILES: cut_tiles(img, (8, 4, 72, 68), TILES)})
+    faces = [face, face]
+    calls = []
+    for m in combo.members.values():
+        made = m.network_inputs
+        m.network_inputs = lambda fs, made=made, m=m: calls.append(m) or made(fs)
+    p = combo.member_p_fake(faces)
+    assert calls == [crop, tile]  # the twin scored the crop member's inputs
+    alone = [1 - load_predictor(d).predict(faces).proba[:, 0] for d in dirs]
+    np.testing.assert_array_equal(p, np.stack(alone, axis=1))

@@ -163,8 +163,20 @@ class CompositePredictor(SavedPredictor):
         return {name: p.network_inputs(faces) for name, p in self.members.items()}
 
     def member_p_fake(self, faces: Sequence[Face]) -> np.ndarray:
-        """(N, M) uncalibrated P(fake) of every member, in fusion order."""
-        cols = [metrics.p_fake(p.predict(faces).proba) for p in self.members.values()]
+        """(N, M) uncalibrated P(fake) of every member, in fusion order. Members with the
+        same `input_key` (same size, normalisation, tiles) share one `network_inputs`: the
+        shipped default's three members resize and normalise each crop once, not three
+        times."""
+        shared: dict[Any, Any] = {}
+        cols = []
+        for p in self.members.values():
+            key = getattr(p, "input_key", None)
+            if key is None or not faces:
+                cols.append(metrics.p_fake(p.predict(faces).proba))
+                continue
+            if key not in shared:
+                shared[key] = p.network_inputs(faces)
+            cols.append(metrics.p_fake(p.predict(faces, inputs=shared[key]).proba))
         return np.stack(cols, axis=1) if cols else np.zeros((len(faces), 0))
 
     def predict(self, faces: Sequence[Face]) -> Scores:

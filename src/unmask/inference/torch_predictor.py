@@ -207,18 +207,31 @@ class TorchPredictor(SavedPredictor):
                 out.append(fn(*args).float().cpu())
         return torch.cat(out)
 
-    def _run(self, faces: Sequence[Face], fn) -> torch.Tensor:
-        """`fn`'s output for each face, on exactly `network_inputs(faces)`."""
-        inp = self.network_inputs(faces)
+    @property
+    def input_key(self) -> tuple:
+        """Predictors with equal keys make equal `network_inputs` from the same faces (a
+        composite computes them once for all such members)."""
+        return (
+            self.input_size,
+            tuple(self.mean),
+            tuple(self.std),
+            self.needs_landmarks,
+            self.tile_spec,
+        )
+
+    def _run(self, faces: Sequence[Face], fn, inputs: NetworkInputs | None = None) -> torch.Tensor:
+        """`fn`'s output for each face, on exactly `network_inputs(faces)` (`inputs`: those,
+        already made by a predictor with the same `input_key`)."""
+        inp = inputs if inputs is not None else self.network_inputs(faces)
         out = self._batches(inp.x, inp.landmarks, fn)
         if self.tile_spec is not None:  # a face's logits: the mean of its tiles' logits
             return out.reshape(len(faces), self.tile_spec.count, -1).mean(1)
         return out
 
-    def predict(self, faces: Sequence[Face]) -> Scores:
+    def predict(self, faces: Sequence[Face], inputs: NetworkInputs | None = None) -> Scores:
         if len(faces) == 0:
             return Scores(np.zeros((0, len(self.classes)), dtype=np.float32), [])
-        proba = torch.softmax(self._run(faces, self._onnx or self.fast), 1).numpy()
+        proba = torch.softmax(self._run(faces, self._onnx or self.fast, inputs), 1).numpy()
         return Scores(proba, [None] * len(faces))
 
     def predict_proba(
