@@ -15,6 +15,8 @@ from unmask.data.extract import Face  # noqa: E402
 from unmask.data.faces import crop_square  # noqa: E402
 from unmask.data.normalize import normalize_tiles  # noqa: E402
 from unmask.data.tiles import TileSpec, cut_tiles, tile_origins  # noqa: E402
+from unmask.inference.explain import cams_for_faces  # noqa: E402
+from unmask.inference.predictor import softmax  # noqa: E402
 
 TILES = TileSpec(size=32, count=4, region="face", align=8)
 IMAGE_WH = (240, 200)
@@ -74,7 +76,28 @@ def test_predict_is_the_network_on_network_inputs(models, kind, runtime):
     scorer = pred._onnx if runtime == "onnx" else pred.fast
     logits = pred._batches(inp.x, inp.landmarks, scorer).reshape(len(faces), rows, -1).mean(1)
     got = pred.predict(faces).proba
-    assert np.array_equal(got, torch.softmax(logits, 1).numpy())  # bit for bit
+    assert np.array_equal(got, softmax(logits.numpy()))  # bit for bit
+    np.testing.assert_allclose(got, torch.softmax(logits, 1).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["crop", "tile"])
+def test_a_cached_graph_scores_without_torch_bit_for_bit(models, kind):
+    """Once a member's graph is cached, the loader scores it on ONNX Runtime alone
+    (`OnnxPredictor`: no torch to import) with the same inputs, logits and scores as the
+    torch-loaded member's ONNX scorer; what needs the network loads it then."""
+    from unmask.inference.loader import load_predictor
+    from unmask.inference.onnx_predictor import OnnxPredictor
+
+    first = _predictor(models[kind], "onnx")  # exports and caches the graph
+    again = load_predictor(models[kind])
+    assert isinstance(again, OnnxPredictor) and again.input_key == first.input_key
+    faces = _faces(first.spec, n=5, seed=3)
+    a, b = first.network_inputs(faces), again.network_inputs(faces)
+    assert np.array_equal(a.x.numpy(), b.x) and np.array_equal(a.face_of, b.face_of)
+    assert np.array_equal(first.predict(faces).proba, again.predict(faces).proba)
+    assert "torch_twin" not in vars(again)  # scoring needed no network
+    cams = cams_for_faces(again, faces[:1])  # Grad-CAM: the twin on the same rows
+    assert cams.shape[:2] == (1, 2) and np.isfinite(cams).all()
 
 
 def test_tile_boxes_in_crop_are_where_cut_tiles_cut(models):

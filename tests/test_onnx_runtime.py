@@ -405,3 +405,33 @@ def test_sessions_share_one_cpu_arena():
     a, b = (s.run(None, {s.get_inputs()[0].name: x})[0] for s in sessions)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(a, net(torch.from_numpy(x)).detach().numpy(), atol=1e-5)
+
+
+def test_scoring_from_a_warm_cache_never_imports_torch(tmp_path):
+    """Importing torch is most of a one-photo start-up: once a model's graphs are cached,
+    loading and scoring it (detect's path) must not import it."""
+    import subprocess
+    import sys
+
+    from doubles.models import tiny_torch_model
+
+    model = tiny_torch_model(tmp_path / "m")
+    env = {**os.environ, "UNMASK_CACHE": str(tmp_path / "cache"), "UNMASK_RUNTIME": "auto"}
+    code = (
+        "import sys, numpy as np\n"
+        "from unmask.data.extract import Face\n"
+        "from unmask.inference.loader import load_predictor\n"
+        f"p = load_predictor({str(model)!r})\n"
+        "crop = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)\n"
+        "print(type(p).__name__, float(p.predict([Face(crop)]).proba[0, 1]),"
+        " 'torch' in sys.modules)\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        ).stdout.split()
+        for _ in range(2)
+    ]
+    (first, p1, _), (second, p2, torch_loaded) = runs
+    assert (first, second) == ("TorchPredictor", "OnnxPredictor")  # exported, then cached
+    assert p1 == p2 and torch_loaded == "False"

@@ -7,6 +7,8 @@ and the one ImageNet mean/std constant.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -39,6 +41,23 @@ def resize_normalize(
     x = resize_rgb(img, size).astype(np.float32) / 255.0
     x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def resize_normalize_batch(
+    crops: Sequence[np.ndarray],
+    size: int,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> np.ndarray:
+    """Crops -> float32 (N, 3, size, size): `resize_normalize`'s arithmetic (/255, -mean,
+    /std, float32) on the whole batch, in NHWC memory (the returned array is a transposed
+    view: the channels-last layout a CNN runs in on the CPU, without two copies)."""
+    if len(crops) == 0:
+        return np.zeros((0, 3, size, size), np.float32)
+    x = np.stack([resize_rgb(c, size) for c in crops]).astype(np.float32) / np.float32(255.0)
+    x -= np.asarray(mean, np.float32)
+    x /= np.asarray(std, np.float32)
+    return x.transpose(0, 3, 1, 2)
 
 
 def normalize_tiles(

@@ -18,7 +18,8 @@ def cams_for_faces(predictor, faces, method: str = "gradcam") -> np.ndarray:
 
     model = predictor.model
     inp = predictor.network_inputs(faces)
-    x = inp.x.to(next(model.parameters()).device)
+    # the rows as scored (NumPy when a member scores on its cached ONNX graph)
+    x = torch.as_tensor(inp.x).to(next(model.parameters()).device)
     forward = None
     if inp.landmarks is not None:
         if method == "scorecam":

@@ -40,6 +40,15 @@ class PredictorKind:
 
 
 def _load_torch(model_dir: Path, saved: Any, device: str, runtime: str | None, warn: Any):
+    from unmask.inference.onnx_runtime import resolve_runtime
+
+    if resolve_runtime(runtime, device) == "onnx" and not saved.input.landmarks:
+        from unmask.inference.onnx_predictor import OnnxPredictor
+
+        # its graph already cached: scored without importing torch (~1.6 s of start-up)
+        cached = OnnxPredictor.from_cache(model_dir, saved, warn)
+        if cached is not None:
+            return cached
     from unmask.inference.torch_predictor import TorchPredictor
 
     return TorchPredictor(model_dir, saved, device=device, runtime=runtime, warn=warn)

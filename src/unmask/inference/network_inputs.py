@@ -71,3 +71,31 @@ def tile_rows(faces: Sequence[Any], spec: TileSpec) -> tuple[np.ndarray, np.ndar
     if not faces:
         return face_of, np.zeros((0, 4))
     return face_of, np.concatenate([tile_boxes_in_crop(f, spec) for f in faces])
+
+
+def stacked_tiles(
+    faces: Sequence[Any],
+    spec: TileSpec | None,
+    mean: Sequence[float],
+    std: Sequence[float],
+    size: int,
+    model_dir: Any = "",
+) -> np.ndarray:
+    """(N * count, 3, S, S) float32: every face's native-pixel tiles normalised
+    (`normalize_tiles`), face after face; one line naming the model when a face lacks
+    them (`size`: the empty batch's tile size)."""
+    from unmask.data.normalize import normalize_tiles
+    from unmask.errors import UnmaskError
+
+    if len(faces) == 0:
+        return np.zeros((0, 3, size, size), np.float32)
+    out = []
+    for f in faces:
+        tiles = f.tiles.get(spec) if spec is not None else None
+        if tiles is None or tiles.shape[:3] != (spec.count, spec.size, spec.size):
+            raise UnmaskError(
+                f"{model_dir}: this model scores {spec.count} native-pixel tiles of "
+                f"{spec.size} px per face, cut from the original image"
+            )
+        out.append(normalize_tiles(tiles, mean, std))
+    return np.concatenate(out)

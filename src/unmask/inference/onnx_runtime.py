@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import stat
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -392,17 +393,27 @@ def shared_cpu_arena() -> bool:
         return _ARENA[0]
 
 
+def model_threads() -> int:
+    """The model's thread count: torch's when torch is loaded (what `unmask detect` gives
+    the model), else what torch would take ($OMP_NUM_THREADS, else every core), without
+    importing torch for it."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return int(torch.get_num_threads())
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+
+
 def make_session(graph: bytes, threads: int | None = None) -> Any:
     """An InferenceSession on the CPU provider with every graph optimisation. Intra-op
     threads: torch's thread count (what `unmask detect` gives the model). Its threads
     spin while idle unless OpenMP's passive wait policy is set (`quiet_openmp`, set by
     `unmask detect`): spinning threads take cores the face threads need, as for torch."""
     import onnxruntime as ort
-    import torch
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = max(1, int(threads or torch.get_num_threads()))
+    opts.intra_op_num_threads = max(1, int(threads or model_threads()))
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3  # errors only: its warnings would land between result rows
     # Its memory arena keeps the largest batch's working memory between runs (Lite0, 32
@@ -434,11 +445,16 @@ class OnnxScorer:
         self.output = session.get_outputs()[0].name
 
     def __call__(self, x: Any) -> Any:
-        import numpy as np
         import torch
 
-        arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        return torch.from_numpy(self.session.run([self.output], {self.input: arr})[0])
+        return torch.from_numpy(self.run(x.detach().cpu().numpy()))
+
+    def run(self, x: Any) -> Any:
+        """Logits of a NumPy batch (no torch needed)."""
+        import numpy as np
+
+        arr = np.ascontiguousarray(x, dtype=np.float32)
+        return self.session.run([self.output], {self.input: arr})[0]
 
 
 def _same_logits(scorer: OnnxScorer, model: Any, example: Any) -> None:
@@ -451,6 +467,31 @@ def _same_logits(scorer: OnnxScorer, model: Any, example: Any) -> None:
     diff = float((got - want).abs().max()) if got.shape == want.shape else float("inf")
     if not diff <= LOGIT_TOL * scale:
         raise UnmaskError(f"ONNX graph's logits differ from torch's by {diff:.2e}")
+
+
+def graph_identity(saved: Any) -> dict[str, Any]:
+    """What, besides the weights, makes a member's graph (a torch-kind `SavedModel`): the
+    detector and its options, the class count and the input size (a tile's for tile
+    models). Part of the cache key."""
+    det, inp = saved.detector, saved.input
+    return {
+        "detector": det.name,
+        "kwargs": det.kwargs,
+        "classes": len(saved.classes),
+        "input_size": inp.tiles.size if inp.tiles is not None else inp.size,
+    }
+
+
+def cached_scorer(weights: Path, key: str, threads: int | None = None) -> OnnxScorer | None:
+    """The cached graph of these weights as a scorer, if there is one that passes the
+    file checks (size, sha256 against its record, standard operators only), without the
+    network: the graph was checked against torch's logits when it was exported, under a
+    key that hashes these very weights. None: nothing cached; raises UnmaskError for a
+    cached graph that fails a check. `key`: `cache_key(file_sha256(weights), identity)`."""
+    graph = read_cached(cache_dir(), key, size_limit(weights.stat().st_size))
+    if graph is None:
+        return None
+    return OnnxScorer(make_session(graph, threads), len(graph), cached=True)
 
 
 def onnx_scorer(
@@ -466,13 +507,11 @@ def onnx_scorer(
     takes it). Raises when no graph that matches the network can be had; the caller then
     scores with torch."""
     weights_size = weights.stat().st_size
-    key = cache_key(file_sha256(weights), identity)
     folder = cache_dir()
-    limit = size_limit(weights_size)
+    key = cache_key(file_sha256(weights), identity)
     try:
-        graph = read_cached(folder, key, limit)
-        if graph is not None:
-            scorer = OnnxScorer(make_session(graph, threads), len(graph), cached=True)
+        scorer = cached_scorer(weights, key, threads)
+        if scorer is not None:
             # one face is enough here: this graph was traced and checked on the batch of
             # two when it was exported; the torch pass is most of a cached load's time
             _same_logits(scorer, model, example[:1])

@@ -118,6 +118,14 @@ class SavedPredictor:
         self.threshold = saved.threshold
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float32: the one every CNN predictor takes of its logits, so a
+    member scores bit-identically whichever way it was loaded."""
+    z = np.asarray(logits, np.float32)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def faces_from(
     crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None
 ) -> list[Face]:

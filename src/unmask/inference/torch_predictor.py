@@ -32,11 +32,11 @@ import numpy as np
 import torch
 
 from unmask.data.extract import Face
-from unmask.data.normalize import landmarks_array, normalize_tiles, resize_rgb
+from unmask.data.normalize import landmarks_array, resize_normalize_batch
 from unmask.errors import UnmaskError
 from unmask.inference.fast_eval import fast_copy, to_channels_last
-from unmask.inference.network_inputs import NetworkInputs, tile_rows, whole_crops
-from unmask.inference.predictor import InputNeeds, SavedPredictor, Scores, faces_from
+from unmask.inference.network_inputs import NetworkInputs, stacked_tiles, tile_rows, whole_crops
+from unmask.inference.predictor import InputNeeds, SavedPredictor, Scores, faces_from, softmax
 from unmask.modelfile import SavedModel
 
 
@@ -127,16 +127,9 @@ class TorchPredictor(SavedPredictor):
     def _onnx_scorer(self, wpath: Path, warn: Callable[[str], None]):
         """The ONNX Runtime scorer, or None (said through `warn`) when this network cannot
         be exported or its graph does not give torch's logits: then torch scores."""
-        from unmask.inference.onnx_runtime import onnx_scorer
+        from unmask.inference.onnx_runtime import graph_identity, onnx_scorer
 
-        det = self.saved.detector
-        size = self.tile_spec.size if self.tile_spec is not None else self.input_size
-        identity = {
-            "detector": det.name,
-            "kwargs": det.kwargs,
-            "classes": len(self.classes),
-            "input_size": size,
-        }
+        identity = graph_identity(self.saved)
         try:  # batch 2: a traced batch of 1 could be baked into a reshape
             return onnx_scorer(self.model, wpath, identity, self._example(2)[0], warn)
         except Exception as exc:  # any failure to export or load: torch still scores
@@ -147,31 +140,14 @@ class TorchPredictor(SavedPredictor):
     # -- preprocessing -------------------------------------------------------------------
     def preprocess(self, crops: Sequence[np.ndarray]) -> torch.Tensor:
         """(N, 3, S, S) float tensor on CPU, as the model saw its training crops."""
-        if len(crops) == 0:
-            return torch.zeros(0, 3, self.input_size, self.input_size)
-        # `resize_normalize`'s arithmetic (float32: /255, -mean, /std), done on the batch in
-        # NHWC memory: the channels-last layout the network runs in, without two transposes
-        arr = np.stack([resize_rgb(c, self.input_size) for c in crops])
-        x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255.0)
-        x.sub_(torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1))
-        return x.div_(torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1))
+        return torch.from_numpy(resize_normalize_batch(crops, self.input_size, self.mean, self.std))
 
     def preprocess_tiles(self, faces: Sequence[Face]) -> torch.Tensor:
         """(N * count, 3, S, S): every face's tiles, face after face."""
-        spec = self.tile_spec
-        if len(faces) == 0:
-            size = spec.size if spec is not None else self.input_size
-            return torch.zeros(0, 3, size, size)
-        out = []
-        for f in faces:
-            tiles = f.tiles.get(spec) if spec is not None else None
-            if tiles is None or tiles.shape[:3] != (spec.count, spec.size, spec.size):
-                raise UnmaskError(
-                    f"{self.model_dir}: this model scores {spec.count} native-pixel tiles of "
-                    f"{spec.size} px per face, cut from the original image"
-                )
-            out.append(normalize_tiles(tiles, self.mean, self.std))
-        return torch.from_numpy(np.concatenate(out))
+        size = self.tile_spec.size if self.tile_spec is not None else self.input_size
+        return torch.from_numpy(
+            stacked_tiles(faces, self.tile_spec, self.mean, self.std, size, self.model_dir)
+        )
 
     def network_inputs(self, faces: Sequence[Face]) -> NetworkInputs:
         """Exactly what the network scores for `faces` (what `predict` scores and Grad-CAM
@@ -231,7 +207,7 @@ class TorchPredictor(SavedPredictor):
     def predict(self, faces: Sequence[Face], inputs: NetworkInputs | None = None) -> Scores:
         if len(faces) == 0:
             return Scores(np.zeros((0, len(self.classes)), dtype=np.float32), [])
-        proba = torch.softmax(self._run(faces, self._onnx or self.fast, inputs), 1).numpy()
+        proba = softmax(self._run(faces, self._onnx or self.fast, inputs).numpy())
         return Scores(proba, [None] * len(faces))
 
     def predict_proba(
