@@ -15,7 +15,8 @@ logits.
 
 Scoring runs on ONNX Runtime (`runtime="onnx"`, the default on the CPU when onnxruntime is
 installed: `unmask.inference.onnx_runtime`, a graph exported from this network at its first
-load and cached, checked against it at every load), else on `fast`, a copy with batch norm
+load, checked against it and cached; once cached, the loader scores it with
+`unmask.inference.onnx_predictor.OnnxPredictor`, without torch), else on `fast`, a copy with batch norm
 folded into the convolutions and channels-last memory (`unmask.inference.fast_eval`, checked
 against the original at load). `model` stays the network as trained, for Grad-CAM; `embed`
 runs on `fast`. Models that read landmarks (two inputs) score with torch.
